@@ -1,0 +1,82 @@
+"""The I2V-Adapter's cross-frame branch (paper eq. 6): every frame also queries the first frame.
+
+    out_i = Attn(Q_i, K_i, V_i) W_O  +  Attn(X_i W'_Q, K_1, V_1) W'_O
+
+The first term is the frozen self-attention the host computes. This module computes the second term:
+`K_1, V_1` are the frozen key/value projections of each video's frame 0, read once per video; the frames
+are folded into the query axis so the branch costs one extra attention, not F copies of K_1 and V_1.
+"""
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .unet_layout import UNetFamily, self_attention_layers
+
+Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Multi-head attention on [batch, tokens, heads*dim] tensors (the layout ComfyUI's attention uses)."""
+    q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=heads) for t in (q, k, v))
+    return rearrange(F.scaled_dot_product_attention(q, k, v), "b h n d -> b n (h d)")
+
+
+def first_frame_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, heads: int,
+                          attention: Attention = sdpa_attention) -> torch.Tensor:
+    """Attn(q_i, K_1, V_1) for every frame i of every video in the batch.
+
+    q: [videos*frames, N, C] branch queries. k, v: [videos*frames, M, C] keys and values of all frames,
+    videos laid out one after another (ComfyUI batches cond and uncond videos this way); only frame 0 of
+    each video is read.
+    """
+    if frames < 2 or q.shape[0] % frames:
+        raise ValueError(f"a batch of {q.shape[0]} cannot be split into videos of {frames} frames (need at least 2)")
+    videos, tokens = q.shape[0] // frames, q.shape[1]
+    folded = q.reshape(videos, frames * tokens, q.shape[2])
+    return attention(folded, k[::frames], v[::frames], heads).reshape(q.shape)
+
+
+class FirstFrameBranch(nn.Module):
+    """W'_Q (no bias) and W'_O (with bias) beside one attn1, under the official release's names."""
+
+    def __init__(self, dim: int, operations=nn, dtype=None, device=None):
+        super().__init__()
+        self.to_q_ff = operations.Linear(dim, dim, bias=False, dtype=dtype, device=device)
+        self.to_out_ff = operations.Linear(dim, dim, bias=True, dtype=dtype, device=device)
+
+    @torch.no_grad()
+    def reset_to_identity(self, to_q_weight: torch.Tensor) -> None:
+        """W'_Q from the frozen W_Q, W'_O zero: the branch adds exactly nothing until trained."""
+        self.to_q_ff.weight.copy_(to_q_weight)
+        self.to_out_ff.weight.zero_()
+        self.to_out_ff.bias.zero_()
+
+    def forward(self, hidden: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, heads: int,
+                attention: Attention = sdpa_attention) -> torch.Tensor:
+        """hidden: the normed attn1 input X; k, v: attn1's frozen projections of the same batch."""
+        return self.to_out_ff(first_frame_attention(self.to_q_ff(hidden), k, v, frames, heads, attention))
+
+
+class I2VAdapter(nn.Module):
+    """One FirstFrameBranch per attn1 of a UNet family, arranged so that `state_dict()` keys are the
+    official ones (`down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q_ff.weight`, ...)."""
+
+    def __init__(self, family: UNetFamily, operations=nn, dtype=None, device=None):
+        super().__init__()
+        self.family = family
+        self.layer_paths = []
+        for path, dim in self_attention_layers(family):
+            *parents, leaf = path.split(".")
+            parent = self
+            for name in parents:
+                if name not in parent._modules:
+                    parent.add_module(name, nn.Module())
+                parent = parent._modules[name]
+            parent.add_module(leaf, FirstFrameBranch(dim, operations, dtype, device))
+            self.layer_paths.append(path)
+
+    def branches(self) -> list[tuple[str, FirstFrameBranch]]:
+        return [(path, self.get_submodule(path)) for path in self.layer_paths]

@@ -1,0 +1,33 @@
+"""The model folders the pack reads, registered with ComfyUI's folder_paths (extra_model_paths.yaml works)."""
+import os
+
+import folder_paths
+
+I2V_ADAPTER = "i2v_adapter"
+WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pth", ".pt", ".ckpt", ".bin"}
+
+
+def register_model_folder(name: str, extensions: set[str]) -> None:
+    folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
+    paths, _ = folder_paths.folder_names_and_paths[name]
+    # A folder name ComfyUI does not know accepts every extension; keep it to weight files.
+    folder_paths.folder_names_and_paths[name] = (paths, set(extensions))
+
+
+def missing_file_message(folder: str, filename: str) -> str | None:
+    """None when the file is there, else a message naming the folders that were searched."""
+    if folder_paths.get_full_path(folder, filename) is not None:
+        return None
+    searched = ", ".join(folder_paths.get_folder_paths(folder))
+    return (f"'{filename}' was not found in models/{folder} (searched: {searched}). "
+            "Put the file in one of these folders and refresh the page.")
+
+
+def full_path(folder: str, filename: str) -> str:
+    message = missing_file_message(folder, filename)
+    if message:
+        raise FileNotFoundError(message)
+    return folder_paths.get_full_path(folder, filename)
+
+
+register_model_folder(I2V_ADAPTER, WEIGHT_EXTENSIONS)
