@@ -6,22 +6,12 @@ The first term is the frozen self-attention the host computes. This module compu
 `K_1, V_1` are the frozen key/value projections of each video's frame 0, read once per video; the frames
 are folded into the query axis so the branch costs one extra attention, not F copies of K_1 and V_1.
 """
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
+from .attention import Attention, sdpa_attention
+from .module_tree import attach
 from .unet_layout import UNetFamily, self_attention_layers
-
-Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
-
-
-def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """Multi-head attention on [batch, tokens, heads*dim] tensors (the layout ComfyUI's attention uses)."""
-    q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=heads) for t in (q, k, v))
-    return rearrange(F.scaled_dot_product_attention(q, k, v), "b h n d -> b n (h d)")
 
 
 def first_frame_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, heads: int,
@@ -69,13 +59,7 @@ class I2VAdapter(nn.Module):
         self.family = family
         self.layer_paths = []
         for path, dim in self_attention_layers(family):
-            *parents, leaf = path.split(".")
-            parent = self
-            for name in parents:
-                if name not in parent._modules:
-                    parent.add_module(name, nn.Module())
-                parent = parent._modules[name]
-            parent.add_module(leaf, FirstFrameBranch(dim, operations, dtype, device))
+            attach(self, path, FirstFrameBranch(dim, operations, dtype, device))
             self.layer_paths.append(path)
 
     def branches(self) -> list[tuple[str, FirstFrameBranch]]:

@@ -13,11 +13,14 @@ class UNetFamily:
     layers_per_block: int
     transformer_depths: tuple[int, ...]  # per down level; 0 = that level has no attention
     mid_depth: int
+    demo_only: bool = False  # the trainer's built-in demonstration model: ComfyUI has no such checkpoint
 
 
 SD15 = UNetFamily("sd15", "SD1.5", (320, 640, 1280, 1280), 2, (1, 1, 1, 0), 1)
 SDXL = UNetFamily("sdxl", "SDXL", (320, 640, 1280), 2, (0, 2, 10), 10)
-FAMILIES = {family.name: family for family in (SD15, SDXL)}
+# The tiny UNet of `python training/train_adapter.py` with no arguments (a synthetic video world on the CPU).
+TINY = UNetFamily("tiny", "Tiny-demo", (32, 64), 1, (1, 1), 1, demo_only=True)
+FAMILIES = {family.name: family for family in (SD15, SDXL, TINY)}
 
 
 def self_attention_layers(family: UNetFamily) -> list[tuple[str, int]]:
@@ -32,3 +35,23 @@ def self_attention_layers(family: UNetFamily) -> list[tuple[str, int]]:
         for j in range(family.layers_per_block + 1):
             layers += [(f"up_blocks.{i}.attentions.{j}.transformer_blocks.{t}.attn1", channels) for t in range(depth)]
     return layers
+
+
+def motion_module_sites(family: UNetFamily, mid_block: bool) -> list[tuple[str, int]]:
+    """(path, channels) of every AnimateDiff motion module: one after each resnet(+attention) layer of every
+    down and up block, and optionally one in the middle block (AnimateDiff v2)."""
+    sites = []
+    for level, channels in enumerate(family.block_out_channels):
+        sites += [(f"down_blocks.{level}.motion_modules.{j}", channels) for j in range(family.layers_per_block)]
+    if mid_block:
+        sites.append(("mid_block.motion_modules.0", family.block_out_channels[-1]))
+    for i, channels in enumerate(reversed(family.block_out_channels)):
+        sites += [(f"up_blocks.{i}.motion_modules.{j}", channels) for j in range(family.layers_per_block + 1)]
+    return sites
+
+
+def block_output_sites(family: UNetFamily) -> list[tuple[str, int]]:
+    """(path, channels) at the output of every down block, the middle block and every up block."""
+    channels = family.block_out_channels
+    return ([(f"down_blocks.{i}", c) for i, c in enumerate(channels)] + [("mid_block", channels[-1])]
+            + [(f"up_blocks.{i}", c) for i, c in enumerate(reversed(channels))])

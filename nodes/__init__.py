@@ -1,10 +1,17 @@
 """ComfyUI nodes of the pack (V3 schema)."""
 from comfy_api.latest import ComfyExtension
 
+from .colour_drift import AnchorLatentColour, ColourMatch
+from .frame_similarity_prior import FrameSimilarityPrior
 from .i2v_adapter_nodes import ApplyI2VAdapter, LoadI2VAdapter
+from .temporal_layer_nodes import ApplyLookBackLayers, ApplyMotionModule, LoadLookBackLayers, LoadMotionModule
+from .state_decomposition_nodes import DecomposePromptIntoStates, LoadVisionLanguageModel
 from .video_latent import I2VVideoLatent
 
 
 class I2VAdapterExtension(ComfyExtension):
     async def get_node_list(self):
-        return [LoadI2VAdapter, ApplyI2VAdapter, I2VVideoLatent]
+        return [LoadI2VAdapter, ApplyI2VAdapter, I2VVideoLatent,
+                LoadMotionModule, ApplyMotionModule, LoadLookBackLayers, ApplyLookBackLayers,
+                FrameSimilarityPrior, ColourMatch, AnchorLatentColour,
+                LoadVisionLanguageModel, DecomposePromptIntoStates]

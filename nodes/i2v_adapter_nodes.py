@@ -1,33 +1,28 @@
 """Load I2V-Adapter and Apply I2V-Adapter."""
-import folder_paths
 from comfy_api.latest import io
 
 from ..kernels.adapter_file import read_adapter
 from .i2v_adapter_patch import apply_i2v_adapter
 from .io_types import CATEGORY, I2VAdapterWeights
-from .model_folders import I2V_ADAPTER, full_path, missing_file_message
+from .model_folders import I2V_ADAPTER
+from .weights_loader import WeightsFileLoader
 
 
-class LoadI2VAdapter(io.ComfyNode):
+class LoadI2VAdapter(WeightsFileLoader):
+    FOLDER, INPUT, read = I2V_ADAPTER, "adapter_name", staticmethod(read_adapter)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="I2V_LoadAdapter",
             display_name="Load I2V-Adapter",
             category=CATEGORY,
-            description="Loads I2V-Adapter weights: this pack's .safetensors, or the official release's i2v_module.pth (read safely, tensors only).",
-            inputs=[io.Combo.Input("adapter_name", options=folder_paths.get_filename_list(I2V_ADAPTER),
-                                   tooltip="A file in models/i2v_adapter. The adapter must match the checkpoint's family (SD1.5 or SDXL).")],
+            description="Loads I2V-Adapter weights: this pack's .safetensors, or the official release's "
+                        "i2v_module.pth (read safely, tensors only).",
+            inputs=[cls.file_input("A file in models/i2v_adapter. The adapter must match the checkpoint's family "
+                                   "(SD1.5 or SDXL).")],
             outputs=[I2VAdapterWeights.Output(tooltip="The adapter weights, for Apply I2V-Adapter.")],
         )
-
-    @classmethod
-    def validate_inputs(cls, adapter_name):
-        return missing_file_message(I2V_ADAPTER, adapter_name) or True
-
-    @classmethod
-    def execute(cls, adapter_name):
-        return io.NodeOutput(read_adapter(full_path(I2V_ADAPTER, adapter_name)))
 
 
 class ApplyI2VAdapter(io.ComfyNode):
@@ -42,8 +37,8 @@ class ApplyI2VAdapter(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="An SD1.5 or SDXL model, with or without motion modules."),
                 I2VAdapterWeights.Input("i2v_adapter", tooltip="From Load I2V-Adapter; its family must match the model."),
-                io.Latent.Input("reference", tooltip="The reference image's latent; its frame 0 is used. Connect I2V Video "
-                                                     "Latent, or a VAE Encode of the image at the video's size."),
+                io.Latent.Input("reference", tooltip="The reference image's latent; its frame 0 is used. Connect I2V "
+                                                     "Video Latent, or a VAE Encode of the image at the video's size."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05,
                                tooltip="Scales the cross-frame branch: 0 leaves the model as it was (frame 0 still "
                                        "pinned), 1 is as trained, above 1 follows the reference more closely."),

@@ -2,5 +2,8 @@
 from comfy_api.latest import io
 
 I2VAdapterWeights = io.Custom("I2V_ADAPTER")
+MotionModuleWeights = io.Custom("I2V_MOTION_MODULE")
+LookBackWeights = io.Custom("I2V_LOOK_BACK")
+VisionLanguageModelType = io.Custom("I2V_VLM")
 
 CATEGORY = "I2V-Adapter"

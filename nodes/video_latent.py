@@ -23,6 +23,30 @@ def reference_image(image: torch.Tensor, width: int, height: int, node: str) -> 
     return comfy.utils.common_upscale(first, width, height, "bilinear", "center").movedim(1, -1)
 
 
+def video_inputs() -> list:
+    """What a node needs to make the video latent from the reference image (this node and the Frame Similarity
+    Prior)."""
+    return [
+        io.Vae.Input("vae", tooltip="The checkpoint's VAE, used to encode the reference image."),
+        io.Image.Input("image", tooltip="The reference image: the video's first frame. With a batch, the first "
+                                        "image is used."),
+        io.Int.Input("frames", default=16, min=2, max=4096,
+                     tooltip="Frames in the video, the reference included (16 for AnimateDiff)."),
+        io.Int.Input("width", default=512, min=64, max=8192, step=8,
+                     tooltip="Video width in pixels, a multiple of 8; the image is resized and centre-cropped to it."),
+        io.Int.Input("height", default=512, min=64, max=8192, step=8, tooltip="Video height in pixels, a multiple of 8."),
+    ]
+
+
+def with_reference_first(reference: torch.Tensor, later: torch.Tensor) -> dict:
+    """A LATENT: frame 0 the reference latent, held by the noise mask (0 there, 1 on the frames to generate), then
+    the later frames' starting latents."""
+    samples = torch.cat([reference[:1], later.to(reference)])
+    mask = torch.ones((samples.shape[0], 1) + tuple(samples.shape[2:]))
+    mask[0] = 0.0
+    return {"samples": samples, "noise_mask": mask}
+
+
 class I2VVideoLatent(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -30,23 +54,15 @@ class I2VVideoLatent(io.ComfyNode):
             node_id="I2V_VideoLatent",
             display_name="I2V Video Latent",
             category=CATEGORY,
-            description="A video latent for the stock KSampler: frame 0 is the encoded reference image (kept fixed by a "
-                        "noise mask), the other frames are generated.",
-            inputs=[
-                io.Vae.Input("vae", tooltip="The checkpoint's VAE, used to encode the reference image."),
-                io.Image.Input("image", tooltip="The reference image: the video's first frame. With a batch, the first image is used."),
-                io.Int.Input("frames", default=16, min=2, max=4096, tooltip="Frames in the video, the reference included (16 for AnimateDiff)."),
-                io.Int.Input("width", default=512, min=64, max=8192, step=8, tooltip="Video width in pixels, a multiple of 8; the image is resized and centre-cropped to it."),
-                io.Int.Input("height", default=512, min=64, max=8192, step=8, tooltip="Video height in pixels, a multiple of 8."),
-            ],
-            outputs=[io.Latent.Output(tooltip="frames × latent, frame 0 = the reference; connect to KSampler and to Apply I2V-Adapter's reference.")],
+            description="A video latent for the stock KSampler: frame 0 is the encoded reference image (kept fixed "
+                        "by a noise mask), the other frames are generated.",
+            inputs=video_inputs(),
+            outputs=[io.Latent.Output(tooltip="frames × latent, frame 0 = the reference; connect to KSampler and to "
+                                              "Apply I2V-Adapter's reference.")],
         )
 
     @classmethod
     def execute(cls, vae, image, frames, width, height):
         reference = vae.encode(reference_image(image, width, height, "I2V Video Latent"))
-        samples = torch.zeros((frames,) + tuple(reference.shape[1:]), dtype=reference.dtype)
-        samples[0] = reference[0]
-        mask = torch.ones((frames, 1) + tuple(reference.shape[2:]))
-        mask[0] = 0.0
-        return io.NodeOutput({"samples": samples, "noise_mask": mask})
+        later = torch.zeros((frames - 1,) + tuple(reference.shape[1:]))
+        return io.NodeOutput(with_reference_first(reference, later))

@@ -57,6 +57,54 @@ def sd15(comfy_base):
 
 
 @pytest.fixture(scope="session")
+def adapter_files(comfy_base) -> Path:
+    """models/i2v_adapter with a random trained-looking SD1.5 adapter, an SDXL one, and a file that is no adapter."""
+    from safetensors.torch import save_file
+
+    from comfyui_i2v_adapter.kernels.adapter_file import write_adapter
+    from comfyui_i2v_adapter.kernels.first_frame_attention import I2VAdapter
+    from comfyui_i2v_adapter.kernels.unet_layout import SD15, SDXL
+
+    folder = comfy_base / "models/i2v_adapter"
+    for family, name in ((SD15, "random_i2v_sd15.safetensors"), (SDXL, "random_i2v_sdxl.safetensors")):
+        torch.manual_seed(0)
+        adapter = I2VAdapter(family, dtype=torch.float16)
+        for p in adapter.parameters():
+            torch.nn.init.normal_(p, std=0.02)
+        write_adapter(folder / name, adapter.state_dict(), family)
+    save_file({"down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight": torch.zeros(4, 4)},
+              str(folder / "not_an_adapter.safetensors"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def motion_files(comfy_base) -> dict:
+    """Random SD1.5 motion modules in models/animatediff_models, one per layout: {layout: path}."""
+    from comfyui_i2v_adapter.tests.support.random_models import write_random_motion_modules
+
+    folder = comfy_base / "models/animatediff_models"
+    folder.mkdir(exist_ok=True)
+    return {layout: folder / name for layout, name in write_random_motion_modules(folder).items()}
+
+
+@pytest.fixture(scope="session")
+def look_back_file(comfy_base) -> Path:
+    """Random (as if trained) SD1.5 look-back layers in models/look_back."""
+    from comfyui_i2v_adapter.kernels.look_back import LookBackLayers
+    from comfyui_i2v_adapter.kernels.look_back_file import write_look_back
+    from comfyui_i2v_adapter.kernels.unet_layout import SD15
+
+    torch.manual_seed(2)
+    layers = LookBackLayers(SD15, depth=3, kernel=3, adapter_kernel=3)
+    for p in layers.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    folder = comfy_base / "models/look_back"
+    folder.mkdir(exist_ok=True)
+    write_look_back(folder / "random_look_back_sd15.safetensors", layers)
+    return folder / "random_look_back_sd15.safetensors"
+
+
+@pytest.fixture(scope="session")
 def server(comfyui, comfy_base):
     """A ComfyUI server on comfy_base with the pack installed; the reference picture is in its input folder."""
     from PIL import Image

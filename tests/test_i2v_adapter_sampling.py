@@ -2,42 +2,12 @@
 import pytest
 import torch
 
-from comfyui_i2v_adapter.kernels.adapter_file import adapter_from_tensors, read_adapter
-from comfyui_i2v_adapter.kernels.first_frame_attention import I2VAdapter
-from comfyui_i2v_adapter.kernels.unet_layout import SD15, SDXL
-from comfyui_i2v_adapter.tests.support.images import astronaut
+from comfyui_i2v_adapter.kernels.adapter_file import read_adapter
+from comfyui_i2v_adapter.kernels.unet_layout import SDXL
+from comfyui_i2v_adapter.tests.support.graphs import FRAMES, random_adapter, sample, video_latent
+from comfyui_i2v_adapter.tests.support.graphs import apply_adapter as apply
 
 pytestmark = pytest.mark.comfyui
-FRAMES, SIZE = 4, 64
-
-
-def random_adapter(family=SD15, trained=True, seed=0):
-    """Identity-initialised like a fresh adapter, or with a random (as-if trained) W'_O."""
-    torch.manual_seed(seed)
-    with torch.device("cpu" if family is SD15 else "meta"):
-        adapter = I2VAdapter(family)
-    for _, branch in adapter.branches():
-        torch.nn.init.normal_(branch.to_q_ff.weight, std=branch.to_q_ff.in_features ** -0.5)
-        torch.nn.init.normal_(branch.to_out_ff.weight, std=0.05 if trained else 0.0)
-        torch.nn.init.zeros_(branch.to_out_ff.bias)
-    return adapter_from_tensors(adapter.state_dict(), {}, "random")
-
-
-def video_latent(vae, frames=FRAMES, size=SIZE):
-    from comfyui_i2v_adapter.nodes.video_latent import I2VVideoLatent
-    return I2VVideoLatent.execute(vae, astronaut(), frames, size, size).result[0]
-
-
-def apply(model, adapter, latent, strength=1.0):
-    from comfyui_i2v_adapter.nodes.i2v_adapter_nodes import ApplyI2VAdapter
-    return ApplyI2VAdapter.execute(model, adapter, latent, strength).result[0]
-
-
-def sample(model, clip, latent, seed=0, cfg=3.0):
-    import nodes
-    positive = nodes.CLIPTextEncode().encode(clip, "an astronaut waving")[0]
-    negative = nodes.CLIPTextEncode().encode(clip, "blurry")[0]
-    return nodes.common_ksampler(model, seed, 2, cfg, "euler", "normal", positive, negative, latent)[0]["samples"]
 
 
 def test_zero_adapter_samples_bit_for_bit_like_the_plain_model(sd15):

@@ -1,31 +1,12 @@
 """Tier 2: the shipped I2V-Adapter workflow, and the loader's bad inputs, through a real ComfyUI server."""
 import pytest
 import torch
-from safetensors.torch import save_file
 
-from comfyui_i2v_adapter.kernels.adapter_file import write_adapter
-from comfyui_i2v_adapter.kernels.first_frame_attention import I2VAdapter
-from comfyui_i2v_adapter.kernels.unet_layout import SD15, SDXL
 from comfyui_i2v_adapter.tests.support.comfy_server import ExecutionFailed, PromptRejected
 from comfyui_i2v_adapter.tests.support.workflow import node_of_type
 from comfyui_i2v_adapter.tests.support.workflows import run_workflow, workflow_prompt
 
 pytestmark = pytest.mark.comfyui
-
-
-@pytest.fixture(scope="module")
-def adapters(comfy_base):
-    """A random trained-looking SD1.5 adapter, an SDXL one, and a file that is no adapter at all."""
-    folder = comfy_base / "models/i2v_adapter"
-    for family, name in ((SD15, "random_i2v_sd15.safetensors"), (SDXL, "random_i2v_sdxl.safetensors")):
-        torch.manual_seed(0)
-        adapter = I2VAdapter(family, dtype=torch.float16)
-        for p in adapter.parameters():
-            torch.nn.init.normal_(p, std=0.02)
-        write_adapter(folder / name, adapter.state_dict(), family)
-    save_file({"down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight": torch.zeros(4, 4)},
-              str(folder / "not_an_adapter.safetensors"))
-    return folder
 
 
 def adapter_prompt(server, **loader):
@@ -34,21 +15,21 @@ def adapter_prompt(server, **loader):
     return prompt
 
 
-def test_basic_workflow_makes_a_video_whose_frame0_is_the_reference(server, adapters):
+def test_basic_workflow_makes_a_video_whose_frame0_is_the_reference(server, adapter_files):
     result = run_workflow(server, workflow_prompt(server, "i2v_adapter_basic.json"))
     assert result.video_frames == 16 and result.video_size == (64, 64)
     assert torch.equal(result.sampled[0], result.video_latent[0])
     assert all((result.sampled[i] - result.video_latent[i]).abs().max() > 0 for i in range(1, 16))
 
 
-def test_a_missing_adapter_file_names_the_folder_searched(server, adapters):
+def test_a_missing_adapter_file_names_the_folder_searched(server, adapter_files):
     with pytest.raises(PromptRejected) as rejected:
         server.run(adapter_prompt(server, adapter_name="mine.safetensors"))
     assert "'mine.safetensors' was not found in models/i2v_adapter (searched: " in str(rejected.value)
-    assert str(adapters) in str(rejected.value)
+    assert str(adapter_files) in str(rejected.value)
 
 
-def test_strength_out_of_range_is_refused_naming_the_input(server, adapters):
+def test_strength_out_of_range_is_refused_naming_the_input(server, adapter_files):
     prompt = adapter_prompt(server)
     prompt[node_of_type(prompt, "I2V_ApplyAdapter")]["inputs"]["strength"] = 5.0
     with pytest.raises(PromptRejected, match=r"bigger than max of 2\.0") as rejected:
@@ -56,12 +37,12 @@ def test_strength_out_of_range_is_refused_naming_the_input(server, adapters):
     assert "strength" in str(rejected.value)
 
 
-def test_a_file_that_is_no_adapter_is_refused(server, adapters):
+def test_a_file_that_is_no_adapter_is_refused(server, adapter_files):
     with pytest.raises(ExecutionFailed, match="neither an I2V-Adapter safetensors file nor the official"):
         server.run(adapter_prompt(server, adapter_name="not_an_adapter.safetensors"))
 
 
-def test_an_sdxl_adapter_on_an_sd15_checkpoint_is_refused(server, adapters):
+def test_an_sdxl_adapter_on_an_sd15_checkpoint_is_refused(server, adapter_files):
     with pytest.raises(ExecutionFailed, match="This I2V-Adapter is for SDXL but the MODEL is SD1.5"):
         server.run(adapter_prompt(server, adapter_name="random_i2v_sdxl.safetensors"))
 

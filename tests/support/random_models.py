@@ -67,3 +67,35 @@ def meta_sdxl_model():
     config = comfy.supported_models.SDXL(dict(SDXL_UNET))
     model = config.get_model({}, device=torch.device("meta"))
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def write_random_motion_modules(folder, seed: int = 1) -> dict[str, str]:
+    """SD1.5 motion modules with random weights in every layout the loader reads, written into `folder` (the
+    server's models/animatediff_models). Returns {layout: file name}. Position encodings are the real ones."""
+    from pathlib import Path
+
+    from diffusers import MotionAdapter
+
+    from ...kernels.motion_module import MotionModules, sinusoidal_encoding
+    from ...kernels.unet_layout import SD15
+
+    folder = Path(folder)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in MotionModules(SD15, 32, mid_block=True).state_dict().items()}
+    v2 = random_like({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed)
+    v2 |= {k: sinusoidal_encoding(32, s[-1]).half() for k, s in shapes.items() if k.endswith(".pe")}
+    without_mid = {k: v for k, v in v2.items() if not k.startswith("mid_block.")}
+    files = {"v2": "random_mm_sd15_v2.safetensors", "v3": "random_mm_sd15_v3.safetensors",
+             "v1": "random_mm_sd15_v1.ckpt", "diffusers": "random_motion_adapter/diffusion_pytorch_model.safetensors"}
+    save_file(v2, str(folder / files["v2"]))
+    save_file(without_mid, str(folder / files["v3"]))
+    torch.save({"state_dict": {k: v[:, :24].clone() if k.endswith(".pe") else v for k, v in without_mid.items()}},
+               folder / files["v1"])
+    with torch.device("meta"):
+        adapter = MotionAdapter(motion_max_seq_length=32, use_motion_mid_block=True)
+    shapes = {k: v.shape for k, v in adapter.state_dict().items()}
+    diffusers_state = random_like({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed + 1)
+    (folder / "random_motion_adapter").mkdir()
+    save_file(diffusers_state, str(folder / files["diffusers"]))  # without the encodings, as diffusers may save it
+    adapter.save_config(str(folder / "random_motion_adapter"))
+    return files

@@ -14,7 +14,8 @@ from .workflow import load_workflow, node_of_type, ui_to_api
 WORKFLOWS = PACK_ROOT / "workflows"
 # The files the tests write into the server's models/ and input/ folders, by the loader input that picks them.
 TEST_FILES = {"ckpt_name": "random_sd15.safetensors", "adapter_name": "random_i2v_sd15.safetensors",
-              "image": "reference.png"}
+              "image": "reference.png", "model_folder": "tiny-qwen2-vl",
+              "motion_module_name": "random_mm_sd15_v2.safetensors", "look_back_name": "random_look_back_sd15.safetensors"}
 # Same graphs, sized for a CPU: the frame counts stay as shipped.
 CPU_SIZES = {"width": 64, "height": 64, "steps": 2}
 
@@ -37,6 +38,7 @@ class WorkflowResult:
     sampled: torch.Tensor       # the latent the sampler returned
     video_frames: int
     video_size: tuple[int, int]
+    outputs: dict               # every output node's UI output (e.g. Preview Any's text), by node id
 
 
 def run_workflow(server: ComfyServer, prompt: dict, sampler: str = "KSampler") -> WorkflowResult:
@@ -51,7 +53,7 @@ def run_workflow(server: ComfyServer, prompt: dict, sampler: str = "KSampler") -
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     return WorkflowResult(load_file(str(latents["probe_start"]))["latent_tensor"],
                           load_file(str(latents["probe_sampled"]))["latent_tensor"],
-                          len(frames), (frames[0].shape[1], frames[0].shape[0]))
+                          len(frames), (frames[0].shape[1], frames[0].shape[0]), outputs)
 
 
 def _output_file(server: ComfyServer, item: dict) -> Path:

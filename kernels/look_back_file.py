@@ -1,0 +1,60 @@
+"""Look-back layer files: safetensors whose metadata records the family and the layer settings."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .look_back import LookBackLayers
+from .tensor_files import FileFormatError, load_tensors, save_safetensors
+from .unet_layout import FAMILIES, UNetFamily
+
+FORMAT_NAME = "look-back-layers"
+FORMAT_VERSION = "1"
+SETTINGS = ("depth", "kernel", "adapter_kernel")
+
+
+@dataclass
+class LookBackFile:
+    family: UNetFamily
+    settings: dict  # depth, kernel, adapter_kernel, dense
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+
+    def build(self, operations=torch.nn, dtype=None, device=None) -> LookBackLayers:
+        layers = LookBackLayers(self.family, **self.settings, operations=operations, dtype=dtype, device=device)
+        layers.load_state_dict(self.state_dict)
+        return layers
+
+
+def look_back_from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], name: str) -> LookBackFile:
+    if metadata.get("format") != FORMAT_NAME:
+        found = f"a {metadata['format']!r} file" if "format" in metadata else "a file without look-back metadata"
+        raise FileFormatError(f"{name} is {found}, not look-back layers (made by training/train_adapter.py)")
+    family = FAMILIES.get(metadata.get("base"))
+    if family is None:
+        raise FileFormatError(f"{name}: unknown base family {metadata.get('base')!r}")
+    settings = {k: int(metadata[k]) for k in SETTINGS} | {"dense": metadata.get("dense") == "true"}
+    with torch.device("meta"):
+        expected = {k: v.shape for k, v in LookBackLayers(family, **settings).state_dict().items()}
+    for key, shape in expected.items():
+        if key not in tensors or tensors[key].shape != shape:
+            got = "missing" if key not in tensors else tuple(tensors[key].shape)
+            raise FileFormatError(f"{name}: {key} is {got}, expected {tuple(shape)} for {family.label} look-back layers "
+                                  f"with {settings}")
+    if tensors.keys() - expected.keys():
+        raise FileFormatError(f"{name}: unexpected keys such as {sorted(tensors.keys() - expected.keys())[0]}")
+    return LookBackFile(family, settings, tensors, metadata)
+
+
+def read_look_back(path: str | os.PathLike) -> LookBackFile:
+    tensors, metadata = load_tensors(path)
+    return look_back_from_tensors(tensors, metadata, Path(path).name)
+
+
+def write_look_back(path: str | os.PathLike, layers: LookBackLayers, **extra_metadata) -> None:
+    """Atomically write `layers` (trained or fresh) as a file the Load Look-Back Layers node reads."""
+    metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "base": layers.family.name,
+                **{k: str(layers.settings[k]) for k in SETTINGS}, "dense": str(layers.settings["dense"]).lower(),
+                **{k: str(v) for k, v in extra_metadata.items()}}
+    save_safetensors(path, layers.state_dict(), metadata)

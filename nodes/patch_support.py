@@ -1,0 +1,48 @@
+"""What our MODEL patches share: how videos sit in the batches ComfyUI hands to the UNet, the host's attention,
+and patch objects that survive ModelPatcher.clone() without copying weights."""
+import torch
+
+import comfy.ldm.modules.attention as comfy_attention
+
+
+class SharedPatch:
+    """Our patch objects are immutable and share their weights. ModelPatcher.clone() deep-copies model_options,
+    so a copy returns the same object instead of duplicating the weights."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+REFERENCE_IN_FRONT = "i2v_reference_in_front"  # set while a window is sampled with the reference put first
+
+
+def context_window(transformer_options: dict) -> list[int] | None:
+    """The frame indices of the context window being sampled (ComfyUI core or AnimateDiff-Evolved), if any."""
+    window = transformer_options.get("context_window")
+    return getattr(window, "index_list", None) or transformer_options.get("ad_params", {}).get("sub_idxs")
+
+
+def lacks_reference(transformer_options: dict) -> bool:
+    """A context window is being sampled that does not start with frame 0, and no reference was put in front."""
+    window = context_window(transformer_options)
+    return window is not None and window[0] != 0 and not transformer_options.get(REFERENCE_IN_FRONT)
+
+
+def frames_per_video(batch: torch.Tensor, transformer_options: dict, needs_reference: str | None = None) -> int:
+    """ComfyUI batches the cond/uncond videos one after another; each chunk is one video or one window of it.
+    `needs_reference` names a node that needs frame 0 (the reference image) first in every chunk."""
+    if needs_reference and lacks_reference(transformer_options):
+        window = context_window(transformer_options)
+        raise RuntimeError(
+            f"{needs_reference}: a context window (frames {window[0]}..{window[-1]}) does not start with frame 0, "
+            "the reference image, and nothing put the reference in front of it. Use a context length of at least "
+            "the frame count, or sample without context windows.")
+    return batch.shape[0] // len(transformer_options.get("cond_or_uncond", [0]))
+
+
+def host_attention(transformer_options: dict, attn_precision=None):
+    """ComfyUI's attention backend (xformers, SDPA, sage, ...) in the signature the kernels take."""
+    def attend(q, k, v, heads):
+        return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=attn_precision,
+                                                   transformer_options=transformer_options)
+    return attend

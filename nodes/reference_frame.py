@@ -1,0 +1,85 @@
+"""The reference image held as frame 0 through sampling: the I2V-Adapter's clean first frame, and the look-back
+paper's hybrid image-noise initialisation. Keyed wrappers on the MODEL, so any sampler node works."""
+import torch
+
+import comfy.patcher_extension
+
+from .patch_support import REFERENCE_IN_FRONT, frames_per_video, lacks_reference
+
+PIN_KEY = "i2v_reference_frame"
+WRAPPERS = comfy.patcher_extension.WrappersMP
+
+
+class PinnedReference:
+    """Frame 0 enters every UNet call as the exact reference latent, at the same timestep as the other frames
+    (as in training), its prediction is the reference, and the sampled latent's frame 0 is the reference."""
+
+    def __init__(self, reference: torch.Tensor, reference_in_model_space: torch.Tensor, node: str):
+        self.reference, self.model_space, self.node = reference, reference_in_model_space, node
+
+    def _pinned(self, batch: torch.Tensor, transformer_options: dict) -> torch.Tensor:
+        batch = batch.clone()
+        batch[::frames_per_video(batch, transformer_options, needs_reference=self.node)] = self.model_space.to(batch)
+        return batch
+
+    def outer_sample(self, executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
+                     disable_pbar=False, seed=None):
+        self.check_video_latent(noise)
+        out = executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+        out[0] = self.reference.to(out)
+        return out
+
+    def apply_model(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        denoised = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        return denoised if lacks_reference(transformer_options) else self._pinned(denoised, transformer_options)
+
+    def diffusion_model(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+        # x is the UNet's own input here, after ComfyUI's sigma input scaling, so the reference goes in unscaled.
+        if not lacks_reference(transformer_options):
+            return executor(self._pinned(x, transformer_options), timesteps, context, y, control,
+                            transformer_options, **kwargs)
+        # A context window without frame 0 (long videos): the reference goes in front of it for this call, with
+        # the window's first timestep and conditioning, and its row is dropped from the result.
+        if control is not None:
+            raise ValueError(f"{self.node}: ControlNet together with context windows that leave out frame 0 is not "
+                             "supported; use a context length of at least the frame count, or no ControlNet.")
+        chunks = len(transformer_options.get("cond_or_uncond", [0]))
+        x, timesteps, context, y = (None if t is None else _in_front(t, chunks, first)
+                                    for t, first in ((x, self.model_space), (timesteps, None), (context, None), (y, None)))
+        out = executor(x, timesteps, context, y, control, {**transformer_options, REFERENCE_IN_FRONT: True}, **kwargs)
+        return out.reshape(chunks, -1, *out.shape[1:])[:, 1:].reshape(-1, *out.shape[1:])
+
+    def check_video_latent(self, noise: torch.Tensor) -> None:
+        if noise.ndim != 4 or noise.shape[0] < 2:
+            frames = noise.shape[0] if noise.ndim == 4 else f"a {noise.ndim}-D latent"
+            raise ValueError(f"{self.node} needs a video latent of at least 2 frames (frame 0 is the reference "
+                             f"image); the sampler got {frames}. Make the latent with 'I2V Video Latent' and frames ≥ 2.")
+        if noise.shape[1:] != self.reference.shape[1:]:
+            size = lambda t: f"{t.shape[-1] * 8}×{t.shape[-2] * 8} px ({t.shape[1]} channels)"
+            raise ValueError(f"{self.node}: the reference latent is {size(self.reference)} but the video latent is "
+                             f"{size(noise)}. Encode the reference at the video's size (I2V Video Latent resizes it "
+                             "for you).")
+
+
+def _in_front(batch: torch.Tensor, chunks: int, first: torch.Tensor | None) -> torch.Tensor:
+    """One more row in front of each chunk: `first`, or a copy of the chunk's own first row."""
+    video = batch.reshape(chunks, -1, *batch.shape[1:])
+    front = video[:, :1] if first is None else first.to(batch).expand(chunks, 1, *batch.shape[1:])
+    return torch.cat([front, video], dim=1).reshape(-1, *batch.shape[1:])
+
+
+def pin_reference_frame(patched, reference: torch.Tensor, node: str) -> None:
+    """Hold frame 0 of `patched` (a clone being built) at `reference`, the raw latent of the reference image.
+    Several of our nodes need it; the second with the same reference changes nothing."""
+    reference = reference[:1].float()
+    pinned = patched.get_wrappers(WRAPPERS.OUTER_SAMPLE, PIN_KEY)
+    if pinned:
+        earlier = pinned[0].__self__
+        if earlier.reference.shape == reference.shape and torch.equal(earlier.reference, reference):
+            return
+        raise ValueError(f"{node}: this MODEL already holds another reference frame (from {earlier.node}); connect "
+                         "the same reference latent to both.")
+    pin = PinnedReference(reference, patched.model.process_latent_in(reference), node)
+    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, PIN_KEY, pin.outer_sample)
+    patched.add_wrapper_with_key(WRAPPERS.APPLY_MODEL, PIN_KEY, pin.apply_model)
+    patched.add_wrapper_with_key(WRAPPERS.DIFFUSION_MODEL, PIN_KEY, pin.diffusion_model)

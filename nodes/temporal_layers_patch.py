@@ -1,0 +1,93 @@
+"""Motion modules and look-back layers as MODEL patches.
+
+Each is a ModelPatcher clone with the layers' weights as an additional model (loaded and offloaded with the
+UNet, in its dtype), an injection that inserts the layers into the UNet's blocks while ComfyUI runs it, and a
+forward_timestep_embed_patch that calls them with the frame count of the current batch.
+"""
+import torch
+
+import comfy.model_patcher
+import comfy.ops
+import comfy.patcher_extension
+
+from ..kernels.look_back import LookBackLayer
+from ..kernels.look_back_file import LookBackFile
+from ..kernels.motion_module import MotionModule, MotionModules
+from ..kernels.motion_module_file import MotionModuleFile
+from .patch_support import SharedPatch, frames_per_video, host_attention
+from .reference_frame import pin_reference_frame
+from .unet_families import family_of_model
+from .unet_injection import AFTER_LAYERS, AT_END, injection
+
+MOTION_NODE, MOTION_KEY = "Apply Motion Module", "i2v_motion_modules"
+LOOK_BACK_NODE, LOOK_BACK_KEY = "Apply Look-Back Layers", "i2v_look_back"
+
+
+class CallMotionModule(SharedPatch):
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def __call__(self, layer, x, emb, context, transformer_options, *args):
+        return layer(x, frames_per_video(x, transformer_options), self.scale, host_attention(transformer_options))
+
+
+class CallLookBack(SharedPatch):
+    def __call__(self, layer, x, emb, context, transformer_options, *args):
+        return layer(x, frames_per_video(x, transformer_options, needs_reference=LOOK_BACK_NODE))
+
+
+class FrameLimit:
+    """Refuses, before the first step, more frames than the position encoding covers (without context windows)."""
+
+    def __init__(self, max_frames: int):
+        self.max_frames = max_frames
+
+    def outer_sample(self, executor, noise, *args, **kwargs):
+        handler = executor.class_obj.model_options.get("context_handler")
+        frames = noise.shape[0]
+        if frames > self.max_frames and (handler is None or handler.context_length > self.max_frames):
+            raise ValueError(f"{MOTION_NODE}: this motion module handles at most {self.max_frames} frames (its position "
+                             f"encoding's length); the latent has {frames}. Use {self.max_frames} frames or fewer, or "
+                             f"context windows of at most {self.max_frames} frames.")
+        return executor(noise, *args, **kwargs)
+
+
+def _check_model(model, node: str, key: str, file_family) -> None:
+    family = family_of_model(model, node)
+    if family is not file_family:
+        raise ValueError(f"{node}: these weights are for {file_family.label} but the MODEL is {family.label}: load "
+                         f"a {file_family.label} checkpoint, or weights made for {family.label}.")
+    if model.get_additional_models_with_key(key):
+        raise ValueError(f"{node}: this MODEL already has them; apply them once.")
+
+
+def _patched_clone(model, key: str, layers, place: str, call):
+    patched = model.clone()
+    patched.set_additional_models(key, [comfy.model_patcher.ModelPatcher(layers, model.load_device, model.offload_device)])
+    patched.set_injections(key, [injection(layers.family, layers.sites_and_modules(), place)])
+    patched.set_model_forward_timestep_embed_patch(call)
+    return patched
+
+
+def _layer_options(model) -> dict:
+    return dict(operations=comfy.ops.disable_weight_init, dtype=model.model.manual_cast_dtype or model.model_dtype(),
+                device=model.offload_device)
+
+
+def apply_motion_modules(model, motion: MotionModuleFile, scale: float):
+    _check_model(model, MOTION_NODE, MOTION_KEY, motion.family)
+    modules = MotionModules(motion.family, motion.max_frames, motion.mid_block, motion.blocks, **_layer_options(model))
+    modules.load_state_dict(motion.state_dict)
+    patched = _patched_clone(model, MOTION_KEY, modules, AFTER_LAYERS, (MotionModule, CallMotionModule(scale)))
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, MOTION_KEY,
+                                 FrameLimit(motion.max_frames).outer_sample)
+    return patched
+
+
+def apply_look_back(model, look_back: LookBackFile, reference: torch.Tensor):
+    """Look-back layers with the paper's hybrid initialisation: frame 0 is the clean `reference` (raw latent)."""
+    _check_model(model, LOOK_BACK_NODE, LOOK_BACK_KEY, look_back.family)
+    layers = look_back.build(**_layer_options(model))
+    patched = _patched_clone(model, LOOK_BACK_KEY, layers, AT_END, (LookBackLayer, CallLookBack()))
+    pin_reference_frame(patched, reference, LOOK_BACK_NODE)
+    return patched

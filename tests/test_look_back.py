@@ -1,0 +1,91 @@
+"""Tier 1: look-back layers (Algorithm 1) in kernels/, and their files."""
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from comfyui_i2v_adapter.kernels.look_back import LookBackLayer, LookBackLayers
+from comfyui_i2v_adapter.kernels.look_back_file import read_look_back, write_look_back
+from comfyui_i2v_adapter.kernels.tensor_files import FileFormatError
+from comfyui_i2v_adapter.kernels.unet_layout import SD15, SDXL
+
+FRAMES = 10
+
+
+def trained(layer, seed=0):
+    torch.manual_seed(seed)
+    for p in layer.parameters():
+        torch.nn.init.normal_(p, std=0.15)
+    return layer
+
+
+def per_frame_change(layer, x, frame, videos=2):
+    moved = x.clone()
+    moved[frame] += 1.0
+    with torch.no_grad():
+        change = (layer(moved, FRAMES) - layer(x, FRAMES)).abs().amax(dim=(1, 2, 3))
+    return change.reshape(videos, FRAMES)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["per-channel", "dense"])
+def test_a_fresh_layer_is_the_identity(dense):
+    x = torch.randn(2 * FRAMES, 16, 6, 6)
+    assert torch.equal(LookBackLayer(16, dense=dense)(x, FRAMES), x)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["per-channel", "dense"])
+def test_causal_changing_frame_j_leaves_earlier_frames_untouched(dense):
+    layer = trained(LookBackLayer(16, depth=3, kernel=3, dense=dense))
+    change = per_frame_change(layer, torch.randn(2 * FRAMES, 16, 6, 6), frame=4)
+    assert torch.equal(change[0, :4], torch.zeros(4)) and (change[0, 4:] > 0).all()
+    assert torch.equal(change[1], torch.zeros(FRAMES))  # the other video in the batch (cond/uncond)
+
+
+def test_frame_d_plus_3_responds_to_frame_1_through_the_recurrence():
+    """Without updated frames in the window, frame i would see at most d-1 frames back through the look-back conv
+    and 2 more through the causal adapter: frame d+3 could not see frame 1."""
+    depth = 3
+    layer = trained(LookBackLayer(16, depth=depth, kernel=3))
+    change = per_frame_change(layer, torch.randn(2 * FRAMES, 16, 6, 6), frame=1)
+    assert change[0, 1 + depth + 3] > 1e-4
+
+
+def test_frame_0_the_reference_is_never_changed():
+    layer = trained(LookBackLayer(16, depth=3, kernel=3))
+    x = torch.randn(2 * FRAMES, 16, 6, 6)
+    out = layer(x, FRAMES)
+    assert torch.equal(out[::FRAMES], x[::FRAMES]) and not torch.equal(out, x)
+
+
+def test_paper_defaults_and_bad_settings():
+    layer = LookBackLayer(320)
+    assert layer.look_back_past.weight.shape == (320, 1, 4, 5, 5) and layer.adapter.weight.shape == (320, 1, 3, 3, 3)
+    with pytest.raises(ValueError, match="kernels odd"):
+        LookBackLayer(16, kernel=4)
+
+
+def test_files_round_trip_with_their_settings(tmp_path):
+    layers = LookBackLayers(SD15, depth=3, kernel=3, adapter_kernel=3)
+    for _, layer in layers.sites_and_modules():
+        trained(layer)
+    write_look_back(tmp_path / "lb.safetensors", layers, steps=10)
+    loaded = read_look_back(tmp_path / "lb.safetensors")
+    assert loaded.family is SD15 and loaded.settings == dict(depth=3, kernel=3, adapter_kernel=3, dense=False)
+    rebuilt = loaded.build()
+    x = torch.randn(2 * 4, 320, 4, 4)
+    site, layer = layers.sites_and_modules()[0]
+    assert torch.equal(rebuilt.get_submodule(site)(x, 4), layer(x, 4))
+    assert loaded.metadata["steps"] == "10"
+
+
+def test_weights_for_another_channel_layout_are_refused(tmp_path):
+    write_look_back(tmp_path / "xl.safetensors", LookBackLayers(SDXL, depth=2, kernel=1, adapter_kernel=1))
+    with safe_open(str(tmp_path / "xl.safetensors"), "pt") as f:
+        metadata = dict(f.metadata())
+    save_file(load_file(str(tmp_path / "xl.safetensors")), str(tmp_path / "claims_sd15.safetensors"),
+              metadata={**metadata, "base": "sd15"})
+    with pytest.raises(FileFormatError, match="expected .* for SD1.5 look-back layers"):
+        read_look_back(tmp_path / "claims_sd15.safetensors")
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(FileFormatError, match="without look-back metadata"):
+        read_look_back(tmp_path / "plain.safetensors")
