@@ -13,3 +13,11 @@ def family_of_model(model, node: str) -> UNetFamily:
         raise ValueError(f"{node} works on SD1.5 and SDXL models (and their fine-tunes); "
                          f"this MODEL is a {config.__name__} model.")
     return _FAMILY_OF_CONFIG[config]
+
+
+def refuse_demo_family(family: UNetFamily, filename: str) -> None:
+    """Files the trainer's built-in demonstration writes are for its tiny model, which ComfyUI has no checkpoint of."""
+    if family.demo_only:
+        raise ValueError(f"{filename} was written by the trainer's built-in demonstration for its {family.label} "
+                         "model, which exists only inside the trainer. Train on your own SD1.5 or SDXL checkpoint: "
+                         "python training/train_adapter.py --base <checkpoint> --data <videos> --out <file>")

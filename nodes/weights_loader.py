@@ -5,6 +5,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from .model_folders import full_path, missing_file_message
+from .unet_families import refuse_demo_family
 
 
 class WeightsFileLoader(io.ComfyNode):
@@ -25,4 +26,6 @@ class WeightsFileLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, **inputs):
-        return io.NodeOutput(cls.read(full_path(cls.FOLDER, inputs[cls.INPUT])))
+        weights = cls.read(full_path(cls.FOLDER, inputs[cls.INPUT]))
+        refuse_demo_family(weights.family, inputs[cls.INPUT])
+        return io.NodeOutput(weights)

@@ -29,7 +29,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     params = sum(t.numel() for t in adapter.state_dict.values())
-    print(f"wrote {args.target}: {adapter.family.label} I2V-Adapter, {len(adapter.state_dict) // 3} layers, {params:,} parameters")
+    print(f"wrote {args.target}: {adapter.family.label} I2V-Adapter, {len(adapter.state_dict) // 3} layers, "
+          f"{params:,} parameters")
     return 0
 
 

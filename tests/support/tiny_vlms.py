@@ -1,5 +1,5 @@
-"""Tiny vision-language models with the real architectures transformers ships (Qwen2-VL, Qwen2.5-VL, Qwen3-VL),
-written as Hugging Face folders laid out like a download, plus folders that are no such model.
+"""Tiny vision-language models with the real architectures transformers ships (Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
+SmolVLM), written as Hugging Face folders laid out like a download, plus folders that are no such model.
 
 Random weights answer noise; `teach_answer` trains a tiny model for a few seconds until, asked exactly what the
 node asks, it answers a given text greedily, so the nodes meet real generated answers.
@@ -27,7 +27,7 @@ CORPUS = [AID_TEMPLATE, "user assistant", "1. 2. 3. 4. State 1: Sure! Here are t
           "The astronaut stands still, raises the arm, waves and smiles."]
 TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=2048)
-FAMILIES = {
+QWEN_FAMILIES = {
     "qwen2_vl": (T.Qwen2VLConfig, T.Qwen2VLForConditionalGeneration, T.Qwen2VLProcessor,
                  dict(min_pixels=56 * 56, max_pixels=112 * 112, patch_size=14),
                  dict(depth=2, embed_dim=32, hidden_size=64, num_heads=4, mlp_ratio=2, patch_size=14,
@@ -47,20 +47,28 @@ FAMILIES = {
                  dict(head_dim=16, rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2],
                                                  "mrope_interleaved": True})),
 }
+FAMILIES = [*QWEN_FAMILIES, "smolvlm"]
 
 
-def _tokenizer() -> T.PreTrainedTokenizerFast:
+def _bpe(special_tokens: list[str]) -> Tokenizer:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.train_from_iterator(CORPUS * 4, trainers.BpeTrainer(
-        vocab_size=700, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return T.PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+        vocab_size=700, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return tokenizer
+
+
+def _tokenizer() -> T.PreTrainedTokenizerFast:
+    return T.PreTrainedTokenizerFast(tokenizer_object=_bpe(SPECIAL_TOKENS), eos_token="<|im_end|>",
+                                     pad_token="<|endoftext|>")
 
 
 def write_tiny_vlm(folder: Path, family: str = "qwen2_vl", seed: int = 0) -> Path:
     """A random-weight model of `family` with its processor, tokenizer and chat template, as a download has them."""
-    config_class, model_class, processor_class, image, vision, text = FAMILIES[family]
+    if family == "smolvlm":
+        return _write_smolvlm(folder, seed)
+    config_class, model_class, processor_class, image, vision, text = QWEN_FAMILIES[family]
     tokenizer = _tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     video_processor = (T.Qwen3VLVideoProcessor if family == "qwen3_vl" else T.Qwen2VLVideoProcessor)()
@@ -75,6 +83,43 @@ def write_tiny_vlm(folder: Path, family: str = "qwen2_vl", seed: int = 0) -> Pat
     model = model_class(config).eval()
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+# SmolVLM (Idefics3 vision tower, Llama text model): its own special tokens and "User:/Assistant:" chat format.
+SMOLVLM_TOKENS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
+                  "<global-img>"] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+SMOLVLM_TEMPLATE = (
+    "<|im_start|>{% for m in messages %}{{ m['role'] | capitalize }}:{% if m['content'] is string %} "
+    "{{ m['content'] }}{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% else %} "
+    "{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}")
+
+
+def _write_smolvlm(folder: Path, seed: int) -> Path:
+    tokenizer = T.PreTrainedTokenizerFast(
+        tokenizer_object=_bpe(SMOLVLM_TOKENS), eos_token="<end_of_utterance>", pad_token="<|endoftext|>",
+        bos_token="<|im_start|>", extra_special_tokens={
+            "image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>"})
+    ids = tokenizer.convert_tokens_to_ids
+    image_processor = T.SmolVLMImageProcessor(do_image_splitting=False, size={"longest_edge": 64},
+                                              max_image_size={"longest_edge": 32})
+    processor = T.SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                   video_processor=T.SmolVLMVideoProcessor(), image_seq_len=16,
+                                   chat_template=SMOLVLM_TEMPLATE)
+    config = T.SmolVLMConfig(
+        text_config=dict(TEXT, model_type="llama", vocab_size=len(tokenizer), pad_token_id=ids("<|endoftext|>"),
+                         bos_token_id=ids("<|im_start|>"), eos_token_id=ids("<end_of_utterance>")),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8),
+        image_token_id=ids("<image>"), scale_factor=1)
+    torch.manual_seed(seed)
+    model = T.SmolVLMForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids("<end_of_utterance>")
+    model.generation_config.pad_token_id = ids("<|endoftext|>")
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder

@@ -1,0 +1,120 @@
+"""`python training/train_adapter.py` refuses bad input before any model loads, naming the flag and the fix."""
+import re
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from comfyui_i2v_adapter.kernels.motion_module import MotionModules
+from comfyui_i2v_adapter.kernels.unet_layout import SD15, SDXL
+from comfyui_i2v_adapter.tests.support.videos import write_broken_videos, write_video_folder
+from comfyui_i2v_adapter.training.base_checkpoint import UNET, base_family
+from comfyui_i2v_adapter.training.train_adapter import main
+
+
+def shape_only_checkpoint(path, cross=(320, 768), text="cond_stage_model.transformer."):
+    """The keys that say which model a single-file checkpoint is, at their real shapes, and nothing else."""
+    save_file({UNET + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(cross),
+               UNET + "input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+               text + "text_model.final_layer_norm.weight": torch.zeros(768)}, str(path))
+    return path
+
+
+def zero_motion_module(path, family, max_frames=32, mid_block=False):
+    """A motion module in the original layout; expanded zeros keep the pickle a few bytes per tensor."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in MotionModules(family, max_frames, mid_block).state_dict().items()}
+    torch.save({k: torch.zeros(1).expand(s) for k, s in shapes.items()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    write_video_folder(folder / "videos", pieces=1)
+    (folder / "broken").mkdir()
+    write_broken_videos(folder / "broken")
+    (folder / "out").mkdir()
+    return folder
+
+
+def run(capsys, inputs, *flags, base="sd15.safetensors", data="videos"):
+    """(exit code, stderr) of the trainer with a shape-only SD1.5 base unless told otherwise."""
+    if not (inputs / "sd15.safetensors").exists():
+        shape_only_checkpoint(inputs / "sd15.safetensors")
+    argv = ["--base", str(inputs / base), "--data", str(inputs / data), "--out", str(inputs / "out/mine.safetensors"),
+            "--frames", "4", "--stride", "2", "--resolution", "64", "--no-progress", *flags]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_a_base_that_is_not_a_stable_diffusion_checkpoint(capsys, inputs):
+    zero_motion_module(inputs / "mm.ckpt", SD15)
+    code, err = run(capsys, inputs, base="mm.ckpt")
+    assert code == 1
+    assert ("mm.ckpt has no Stable Diffusion UNet (no 'model.diffusion_model.' keys; it looks like a motion "
+            "module)") in err
+    assert "--base needs a full SD1.5 or SDXL checkpoint" in err
+
+
+def test_sd2_refiners_inpainting_and_text_encoder_less_checkpoints_are_named():
+    shapes = lambda cross, channels=4, text="cond_stage_model.transformer.x": {
+        UNET + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": cross,
+        UNET + "input_blocks.0.0.weight": (320, channels, 3, 3), text: (1,)}
+    cases = [(shapes((320, 1024)), "is SD2.x (cross-attention 320×1024)"),
+             (shapes((320, 768), channels=9), "is an inpainting or other 9-channel model"),
+             (shapes((320, 768), text="other.x"), "is missing its text encoder")]
+    for found, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            base_family(found, "model.safetensors")
+    assert base_family(shapes((320, 768)), "sd15.safetensors") is SD15
+
+
+def test_a_motion_module_for_the_other_family(capsys, inputs):
+    zero_motion_module(inputs / "mm_sdxl_v10_beta.ckpt", SDXL)
+    code, err = run(capsys, inputs, "--motion-module", str(inputs / "mm_sdxl_v10_beta.ckpt"))
+    assert code == 1
+    assert ("--motion-module mm_sdxl_v10_beta.ckpt is an SDXL motion module (sdxl-beta) but --base sd15.safetensors "
+            "is SD1.5: use a motion module made for SD1.5") in err
+
+
+def test_more_frames_than_the_motion_module_encodes(capsys, inputs):
+    zero_motion_module(inputs / "mm_sd_v14.ckpt", SD15, max_frames=24)
+    code, err = run(capsys, inputs, "--motion-module", str(inputs / "mm_sd_v14.ckpt"), "--frames", "32")
+    assert code == 1
+    assert "--frames 32 is more than --motion-module mm_sd_v14.ckpt handles (24, its position encoding's length)" in err
+
+
+def test_a_resolution_that_is_not_a_multiple_of_8(capsys, inputs):
+    code, err = run(capsys, inputs, "--resolution", "100x64")
+    assert code == 2
+    assert "--resolution 100x64: 100 is not a multiple of 8 (the VAE's downsampling factor); use 96 or 104" in err
+
+
+def test_an_output_in_a_folder_that_does_not_exist(capsys, inputs):
+    code, err = run(capsys, inputs, "--out", str(inputs / "nowhere/mine.safetensors"))
+    assert code == 2
+    assert f"the folder {inputs / 'nowhere'} does not exist; create it or write elsewhere" in err
+
+
+def test_a_data_folder_with_no_usable_video(capsys, inputs):
+    code, err = run(capsys, inputs, data="broken")
+    assert code == 1
+    assert f"no usable videos in {inputs / 'broken'}: tried 3: 2 unreadable" in err
+
+
+def test_more_frames_than_the_videos_hold_at_the_stride(capsys, inputs):
+    code, err = run(capsys, inputs, "--frames", "8", "--stride", "3")
+    assert code == 1
+    assert ("--frames 8 at --stride 3 needs 22 frames but the longest readable video has 12: lower --frames or "
+            "--stride") in err
+
+
+def test_a_missing_base_and_a_missing_data_folder(capsys, inputs):
+    code, err = run(capsys, inputs, base="absent.safetensors")
+    assert (code, err.strip()) == (1, f"error: --base {inputs / 'absent.safetensors'} does not exist")
+    code, err = run(capsys, inputs, data="absent")
+    assert (code, err.strip()) == (1, f"error: --data {inputs / 'absent'} does not exist")

@@ -1,0 +1,153 @@
+"""The training loop on the demonstration's tiny base: identity start, written files, exact resume, the stop on a
+non-finite loss, gradient checkpointing and the latent cache."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from comfyui_i2v_adapter.kernels.adapter_file import read_adapter
+from comfyui_i2v_adapter.kernels.look_back_file import read_look_back
+from comfyui_i2v_adapter.kernels.unet_layout import TINY
+from comfyui_i2v_adapter.training.demo import demo_config
+from comfyui_i2v_adapter.training.tiny_base import tiny_base
+from comfyui_i2v_adapter.training.tiny_world import SyntheticClips
+from comfyui_i2v_adapter.training.trainer import TrainingDiverged, build_video_unet, train
+
+FRAMES = 8
+
+
+def config(folder, train_what=("i2v_adapter",), steps=4, **changes):
+    settings = demo_config(folder, train_what, steps, resume=None, progress=False)
+    settings.batch_size, settings.checkpoint_every = 2, 2
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def quiet(*_):
+    pass
+
+
+def test_modules_start_as_the_identity(seeded, tmp_path):
+    """W'_Q is W_Q, W'_O is zero, the look-back layers are zero: the video UNet predicts what the base does."""
+    base, clips = tiny_base(), SyntheticClips(2, FRAMES, 32)
+    model = build_video_unet(base, config(tmp_path, ("i2v_adapter", "look_back")), None)
+    for path, branch in model.i2v_adapter.branches():
+        assert torch.equal(branch.to_q_ff.weight, base.unet.get_submodule(path).to_q.weight)
+        assert not branch.to_out_ff.weight.any() and not branch.to_out_ff.bias.any()
+    latents = base.latents(base.encode_video(torch.stack([clips.clip(i).pixels for i in range(2)])), None)
+    t, context = torch.tensor([500, 500]), base.text(["a disc moving"] * 2).context
+    with torch.no_grad():
+        video = model(latents, t, context)
+        model.remove()
+        plain = base.unet(latents.flatten(0, 1), t.repeat_interleave(FRAMES), context.repeat_interleave(FRAMES, 0))
+    assert torch.allclose(video.flatten(0, 1), plain.sample, atol=1e-5)
+
+
+def test_the_written_files_are_what_the_nodes_read(tmp_path):
+    result = train(config(tmp_path, ("i2v_adapter", "look_back")), tiny_base(), SyntheticClips(8, FRAMES, 32),
+                   log=quiet)
+    adapter = read_adapter(result.outputs["i2v_adapter"])
+    look_back = read_look_back(result.outputs["look_back"])
+    assert adapter.family is TINY and look_back.family is TINY
+    assert all(k.endswith(("attn1.to_q_ff.weight", "attn1.to_out_ff.weight", "attn1.to_out_ff.bias"))
+               for k in adapter.state_dict)
+    assert any(v.abs().max() > 0 for k, v in adapter.state_dict.items() if "to_out_ff" in k)  # it trained
+    for metadata in (adapter.metadata, look_back.metadata):
+        assert (metadata["resolution"], metadata["frames"], metadata["steps"]) == ("32x32", "8", "4")
+        assert metadata["base_checkpoint"] == "tiny demonstration base"
+    log = [json.loads(line) for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4]
+    assert [c.name for c in sorted((tmp_path / "run/checkpoints").iterdir())] == ["checkpoint-00000002",
+                                                                                  "checkpoint-00000004"]
+
+
+class WorldWithEvent(SyntheticClips):
+    """The world, with `event(read, clip)` called on every clip read (the first read is 1)."""
+
+    def __init__(self, event):
+        super().__init__(16, FRAMES, 32)
+        self.reads, self.event = 0, event
+
+    def clip(self, index, generator=None):
+        self.reads += 1
+        clip = super().clip(index, generator)
+        self.event(self.reads, clip)
+        return clip
+
+
+def ctrl_c_at_read_5(read, clip):
+    if read == 5:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def broken_frames_after_read_4(read, clip):
+    if read > 4:
+        clip.pixels[:, :, 3:9, 3:9] = float("nan")
+
+
+def test_ctrl_c_then_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    """Ctrl-C during step 3 finishes that step, checkpoints it and stops; --resume latest then gives the losses and
+    the file of a run that never stopped, bit for bit."""
+    straight = train(config(tmp_path / "straight", steps=6), tiny_base(), SyntheticClips(16, FRAMES, 32), log=quiet)
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 3; checkpoint .*checkpoint-00000003: continue with "
+                                                "--resume latest"):
+        train(config(tmp_path / "resumed", steps=6), tiny_base(), WorldWithEvent(ctrl_c_at_read_5), log=quiet)
+    with pytest.raises(ValueError, match="already holds checkpoints .*continue that run with --resume latest"):
+        train(config(tmp_path / "resumed", steps=6), tiny_base(), SyntheticClips(16, FRAMES, 32), log=quiet)
+    resumed = train(config(tmp_path / "resumed", steps=6, resume="latest"), tiny_base(),
+                    SyntheticClips(16, FRAMES, 32), log=quiet)
+    assert [step for step, _ in resumed.losses] == [4, 5, 6]
+    assert resumed.losses == straight.losses[3:]
+    written = [read_adapter(tmp_path / name / "i2v_adapter_tiny_demo.safetensors").state_dict
+               for name in ("straight", "resumed")]
+    assert all(torch.equal(written[0][k], written[1][k]) for k in written[0])
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    clips = SyntheticClips(8, FRAMES, 32)
+    train(config(tmp_path, steps=2), tiny_base(), clips, log=quiet)
+    with pytest.raises(ValueError, match="checkpoint-00000002 was made with other settings \\(frames: 8 in the "
+                                         "checkpoint, 4 now\\)"):
+        train(config(tmp_path, steps=4, resume="latest", frames=4), tiny_base(), SyntheticClips(8, 4, 32), log=quiet)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    settings = config(tmp_path, steps=6)
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 3: training stopped .*The last good "
+                                               r"checkpoint, .*checkpoint-00000002, is kept"):
+        train(settings, tiny_base(), WorldWithEvent(broken_frames_after_read_4), log=quiet)
+    assert [c.name for c in (tmp_path / "run/checkpoints").iterdir()] == ["checkpoint-00000002"]
+    assert not settings.outputs["i2v_adapter"].exists()
+
+
+def test_gradient_checkpointing_trains_the_same(tmp_path):
+    clips = SyntheticClips(8, FRAMES, 32)
+    both = ("i2v_adapter", "look_back")
+    plain = train(config(tmp_path / "plain", both, steps=2), tiny_base(), clips, log=quiet)
+    recomputed = train(config(tmp_path / "recomputed", both, steps=2, gradient_checkpointing=True), tiny_base(), clips,
+                       log=quiet)
+    assert torch.allclose(torch.tensor(plain.losses), torch.tensor(recomputed.losses), atol=1e-6)
+    files = [read_look_back(tmp_path / name / "look_back_tiny_demo.safetensors").state_dict
+             for name in ("plain", "recomputed")]
+    assert all(torch.allclose(files[0][k], files[1][k], atol=1e-6) for k in files[0])
+
+
+def test_cached_latents_are_encoded_once_and_reused(tmp_path):
+    """--cache-latents on real videos: one file per video; a second run reads them (nothing re-encoded) and, with
+    the same seed, trains exactly as the first."""
+    from comfyui_i2v_adapter.tests.support.videos import write_video_folder
+    from comfyui_i2v_adapter.training.video_clips import ClipShape, VideoClips
+    from comfyui_i2v_adapter.training.video_sources import list_videos
+
+    write_video_folder(tmp_path / "videos")
+    clips = VideoClips(list_videos(tmp_path / "videos")[0], ClipShape(FRAMES, 1, 32, 32), "videos", progress=False)
+    cached = lambda name: config(tmp_path / name, steps=2, cache_latents=True, cache_dir=tmp_path / "cache")
+    first = train(cached("first"), tiny_base(), clips, log=quiet)
+    files = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").iterdir()}
+    assert len(files) == len(clips) == 4
+    second = train(cached("second"), tiny_base(), clips, log=quiet)
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").iterdir()} == files
+    assert second.losses == first.losses

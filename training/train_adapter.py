@@ -1,0 +1,195 @@
+"""Train the I2V-Adapter and/or the look-back layers on a frozen SD1.5 or SDXL checkpoint (+ optional AnimateDiff
+motion module) from your own videos, and write the .safetensors files ComfyUI's Load I2V-Adapter and Load Look-Back
+Layers nodes read.
+
+    python training/train_adapter.py --base sd15.safetensors --motion-module mm_sd_v15_v2.ckpt --data my_videos/ \\
+        --train i2v_adapter --out ComfyUI/models/i2v_adapter/mine.safetensors
+    accelerate launch training/train_adapter.py ...            (several GPUs: the same flags)
+    python training/train_adapter.py ... --resume latest       (carry on after a stop)
+    python training/train_adapter.py                           (no arguments: a two-minute CPU demonstration)
+"""
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads slow a busy CPU many times over
+runpy.run_path(str(Path(__file__).resolve().parents[1] / "standalone.py"))
+
+from comfyui_i2v_adapter.kernels.motion_module_file import read_motion_module  # noqa: E402
+from comfyui_i2v_adapter.kernels.tensor_files import FileFormatError  # noqa: E402
+from comfyui_i2v_adapter.training.base_checkpoint import base_family, load_base, tensor_shapes  # noqa: E402
+from comfyui_i2v_adapter.training.demo import DEMO_FOLDER, DEMO_STEPS, run_demo  # noqa: E402
+from comfyui_i2v_adapter.training.trainer import TRAINABLE, TrainConfig, TrainingDiverged, train  # noqa: E402
+from comfyui_i2v_adapter.training.video_clips import ClipShape, NoUsableVideos, VideoClips  # noqa: E402
+from comfyui_i2v_adapter.training.video_sources import list_videos  # noqa: E402
+
+
+DEFAULT_STEPS = 10000
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    add("--demo", action="store_true", help="the built-in CPU demonstration (also what runs without --base and --data)")
+    add("--base", type=Path, help="single-file SD1.5 or SDXL checkpoint (.safetensors or .ckpt), frozen")
+    add("--motion-module", type=Path, help="AnimateDiff motion module for the base (v1/v2/v3, SDXL beta, "
+                                           "diffusers), frozen")
+    add("--data", type=Path, help="folder of videos with same-name .txt captions, a .csv (videoid,name or path,text) "
+                                  "or a .jsonl ({\"video\", \"caption\"} per line)")
+    add("--video-folder", type=Path, help="where a WebVid CSV's <videoid>.mp4 files are")
+    add("--train", nargs="+", choices=TRAINABLE, default=["i2v_adapter"], help="what to train (one or both)")
+    add("--out", type=Path, help="the .safetensors file to write: the I2V-Adapter, or the look-back layers when only "
+                                 "they train")
+    add("--look-back-out", type=Path, help="the look-back file when both train")
+    add("--run-dir", type=Path, help="checkpoints, log and latent cache (default: runs/<out name>)")
+    add("--tokenizer", type=Path, help="folder with CLIP's vocab.json and merges.txt (default: the ComfyUI the base "
+                                       "sits in, or $COMFYUI_PATH)")
+    add("--frames", type=int, default=16, help="frames per clip; frame 0 is the clean reference")
+    add("--stride", type=int, default=4, help="source frames between two clip frames")
+    add("--resolution", default="256", help="W or WxH in pixels, multiples of 8 (clips are scaled to cover it and "
+                                            "centre-cropped)")
+    add("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS}; {DEMO_STEPS} in the demonstration)")
+    add("--batch-size", type=int, default=1, help="videos per GPU per micro-step")
+    add("--gradient-accumulation", type=int, default=1, help="micro-steps per optimizer step")
+    add("--learning-rate", type=float, default=1e-4)
+    add("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up")
+    add("--weight-decay", type=float, default=0.0)
+    add("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: off)")
+    add("--caption-dropout", type=float, default=0.1, help="share of clips trained with the empty caption (for CFG)")
+    add("--seed", type=int, default=0)
+    add("--mixed-precision", choices=["no", "fp16", "bf16"], default="no", help="autocast dtype; the frozen base is "
+                                                                                "stored in it too")
+    add("--gradient-checkpointing", action="store_true", help="recompute activations in the backward pass")
+    add("--tf32", action=argparse.BooleanOptionalAction, default=True, help="TF32 matmuls on NVIDIA GPUs")
+    add("--adam8bit", action="store_true", help="bitsandbytes' 8-bit AdamW (needs bitsandbytes)")
+    add("--workers", type=int, default=4, help="data-loading processes per GPU")
+    add("--cache-latents", action="store_true", help="encode every video once (one clip each) and train without "
+                                                     "the VAE and text encoders in GPU memory")
+    add("--cache-dir", type=Path, help="where --cache-latents keeps its files (default: <run dir>/latent_cache)")
+    add("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    add("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
+    add("--resume", help="'latest' or a checkpoint folder")
+    add("--look-back-depth", type=int, default=5, help="frames the look-back window spans, itself included")
+    add("--look-back-kernel", type=int, default=5, help="spatial kernel of the look-back convolution (odd)")
+    add("--look-back-adapter-kernel", type=int, default=3, help="kernel of the depth-wise 3D adapter (odd)")
+    add("--look-back-dense", action="store_true", help="full channel-mixing look-back convolution (125·n² parameters "
+                                                       "per layer at 5×5×5) instead of per channel")
+    add("--save-dtype", choices=["fp16", "bf16", "fp32"], default="fp16", help="dtype of the written file")
+    add("--no-progress", action="store_true", help="no progress bars (logs only)")
+    return p
+
+
+def _resolution(p: argparse.ArgumentParser, value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in (value.lower().split("x") + [value])[:2])
+    except ValueError:
+        p.error(f"--resolution {value} must be W or WxH in pixels, e.g. 256 or 512x320")
+    for side in (width, height):
+        if side <= 0 or side % 8:
+            p.error(f"--resolution {value}: {side} is not a multiple of 8 (the VAE's downsampling factor); use "
+                    f"{max(8, side // 8 * 8)} or {side // 8 * 8 + 8}")
+    return width, height
+
+
+def _output(p: argparse.ArgumentParser, flag: str, path: Path | None) -> Path:
+    if path is None:
+        p.error(f"{flag} is required: the .safetensors file to write")
+    if path.suffix != ".safetensors":
+        p.error(f"{flag} {path} must end in .safetensors")
+    if not path.parent.is_dir():
+        p.error(f"{flag} {path}: the folder {path.parent} does not exist; create it or write elsewhere")
+    return path
+
+
+def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
+    """Everything that can be checked before a file is opened."""
+    for flag in ("base", "data"):
+        if getattr(args, flag) is None:
+            p.error(f"--{flag} is required (run with no arguments at all for the built-in demonstration)")
+    train_what = tuple(dict.fromkeys(args.train))
+    outputs = {train_what[0]: _output(p, "--out", args.out)}
+    if len(train_what) == 2:
+        outputs["look_back"] = _output(p, "--look-back-out", args.look_back_out)
+        if outputs["look_back"].resolve() == outputs["i2v_adapter"].resolve():
+            p.error("--out and --look-back-out must be different files")
+    if args.frames < 2 or args.stride < 1:
+        p.error(f"--frames must be at least 2 (frame 0 is the reference) and --stride at least 1; got {args.frames} "
+                f"and {args.stride}")
+    if args.mixed_precision == "fp16" and not _cuda():
+        p.error("--mixed-precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
+    width, height = _resolution(p, args.resolution)
+    return TrainConfig(
+        train=train_what, outputs=outputs, run_dir=args.run_dir or Path("runs") / outputs[train_what[0]].stem,
+        frames=args.frames, stride=args.stride, width=width, height=height, steps=args.steps or DEFAULT_STEPS,
+        batch_size=args.batch_size, gradient_accumulation=args.gradient_accumulation,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm, caption_dropout=args.caption_dropout, seed=args.seed,
+        mixed_precision=args.mixed_precision, gradient_checkpointing=args.gradient_checkpointing, tf32=args.tf32,
+        adam8bit=args.adam8bit, workers=args.workers, cache_latents=args.cache_latents, cache_dir=args.cache_dir,
+        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, resume=args.resume,
+        look_back=dict(depth=args.look_back_depth, kernel=args.look_back_kernel,
+                       adapter_kernel=args.look_back_adapter_kernel, dense=args.look_back_dense),
+        save_dtype=args.save_dtype, progress=not args.no_progress)
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def prepare(config: TrainConfig, args: argparse.Namespace):
+    """(clips, motion module) after checking that the base, the motion module and the videos fit together."""
+    if not args.base.is_file():
+        raise FileNotFoundError(f"--base {args.base} does not exist")
+    family = base_family(tensor_shapes(args.base), args.base.name)
+    motion = None
+    if args.motion_module is not None:
+        motion = read_motion_module(args.motion_module)
+        if motion.family is not family:
+            raise ValueError(f"--motion-module {args.motion_module.name} is an {motion.family.label} motion module "
+                             f"({motion.version}) but --base {args.base.name} is {family.label}: use a motion module "
+                             f"made for {family.label}")
+        if config.frames > motion.max_frames:
+            raise ValueError(f"--frames {config.frames} is more than --motion-module {args.motion_module.name} "
+                             f"handles ({motion.max_frames}, its position encoding's length)")
+    entries, notes = list_videos(args.data, args.video_folder)
+    for note in notes:
+        print(note)
+    shape = ClipShape(config.frames, config.stride, config.width, config.height)
+    clips = VideoClips(entries, shape, str(args.data), progress=config.progress)
+    print(clips.report())
+    return clips, motion
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        if args.demo or (args.base is None and args.data is None):
+            folder = args.out.parent if args.out else DEMO_FOLDER
+            run_demo(folder, tuple(dict.fromkeys(args.train)), steps=args.steps or DEMO_STEPS, resume=args.resume,
+                     progress=not args.no_progress)
+            return 0
+        config = config_from(p, args)
+        clips, motion = prepare(config, args)
+        base = load_base(args.base, args.tokenizer)
+        print(f"training {' and '.join(config.train)} on {base.family.label} {args.base.name}"
+              f"{f' + {motion.version} motion module' if motion else ''}; checkpoints in {config.run_dir}")
+        result = train(config, base, clips, motion)
+    except KeyboardInterrupt as stopped:
+        print(f"\n{stopped or 'interrupted'}", file=sys.stderr)
+        return 130
+    except (FileFormatError, FileNotFoundError, NoUsableVideos, TrainingDiverged, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for what, path in result.outputs.items():
+        print(f"wrote {path} ({what}); skipped during training: {result.skipped} clips")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""The training loop: the I2V-Adapter and/or look-back layers on a frozen base (+ optional motion modules), with
+accelerate (one process per GPU, DDP), mixed precision, gradient checkpointing and accumulation, periodic
+checkpoints, exact resume, and a stop on a non-finite loss."""
+import copy
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from ..kernels.adapter_file import write_adapter
+from ..kernels.first_frame_attention import I2VAdapter
+from ..kernels.look_back import LookBackLayers
+from ..kernels.look_back_file import write_look_back
+from ..kernels.motion_module import MotionModules
+from ..kernels.motion_module_file import MotionModuleFile
+from ..kernels.unet_layout import SDXL
+from .base_model import BaseModel
+from .batches import MicroBatch, MicroBatches, micro_batches
+from .checkpoints import Checkpoints
+from .denoising import draw_noise, noised_video, video_loss
+from .latent_cache import cache_clips
+from .seeds import generator as seeded
+from .text_encoders import Conditioning
+from .video_unet import VideoUNet
+
+TRAINABLE = ("i2v_adapter", "look_back")
+DTYPES = {"no": torch.float32, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class TrainConfig:
+    train: tuple[str, ...]     # a subset of TRAINABLE
+    outputs: dict[str, Path]   # what -> the .safetensors file written at the end
+    run_dir: Path              # checkpoints/, train_log.jsonl, latent_cache/
+    frames: int = 16
+    stride: int = 4
+    width: int = 256
+    height: int = 256
+    steps: int = 1000          # optimizer steps
+    batch_size: int = 1        # videos per process and micro-step
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-4
+    warmup_steps: int = 0
+    weight_decay: float = 0.0  # AdamW's decay would pull W'_Q and the channel mix away from their identity start
+    max_grad_norm: float = 1.0
+    caption_dropout: float = 0.1
+    seed: int = 0
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    tf32: bool = True
+    adam8bit: bool = False
+    workers: int = 4
+    cache_latents: bool = False
+    cache_dir: Path | None = None
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    resume: str | None = None
+    look_back: dict = field(default_factory=lambda: dict(depth=5, kernel=5, adapter_kernel=3, dense=False))
+    save_dtype: str = "fp16"
+    progress: bool = True
+
+
+@dataclass
+class TrainingResult:
+    losses: list[tuple[int, float]]  # (step, loss) for the steps this run made
+    step_seconds: list[float]        # wall time of each of those steps
+    outputs: dict[str, Path]
+    skipped: int                     # clips that failed to decode when drawn
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def build_video_unet(base: BaseModel, config: TrainConfig, motion: MotionModuleFile | None) -> VideoUNet:
+    """The trainable modules at their identity start: W'_Q copied from each attn1's W_Q with W'_O zero, and zeroed
+    look-back layers; motion modules loaded and frozen."""
+    adapter = look_back = motion_modules = None
+    if "i2v_adapter" in config.train:
+        adapter = I2VAdapter(base.family)
+        for path, branch in adapter.branches():
+            branch.reset_to_identity(base.unet.get_submodule(path).to_q.weight)
+    if "look_back" in config.train:
+        look_back = LookBackLayers(base.family, **config.look_back)
+    if motion is not None:
+        motion_modules = MotionModules(motion.family, motion.max_frames, motion.mid_block, motion.blocks)
+        motion_modules.load_state_dict(motion.state_dict)
+    return VideoUNet(base.unet, base.family, adapter, look_back, motion_modules)
+
+
+def _optimizer(params: list, config: TrainConfig):
+    if config.adam8bit:
+        try:
+            import bitsandbytes
+        except ImportError as e:
+            raise ValueError("--adam8bit needs the bitsandbytes package (pip install bitsandbytes), which is not "
+                             "installed here") from e
+        return bitsandbytes.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _inputs(base: BaseModel, batch: MicroBatch, empty: Conditioning | None, generator, device):
+    """(latents, conditioning, SDXL added conditioning) of a micro-batch, decoded or cached."""
+    if batch.pixels is not None:
+        moments = base.encode_video(batch.pixels.to(device))
+        conditioning = base.text(["" if drop else caption for caption, drop in zip(batch.captions, batch.dropped)])
+    else:
+        moments = batch.moments.to(device)
+        drop = batch.dropped.to(device)
+        pick = lambda cached, blank: torch.where(drop.view(-1, *[1] * (cached.ndim - 1)), blank.to(cached), cached)
+        conditioning = Conditioning(pick(batch.context.to(device), empty.context),
+                                    None if batch.pooled is None else pick(batch.pooled.to(device), empty.pooled))
+    return base.latents(moments, generator), conditioning, base.added_cond(conditioning, batch.geometry.to(device))
+
+
+class _StopRequest:
+    """Ctrl-C asks to stop after the current step (with a checkpoint); a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def _settings(base: BaseModel, config: TrainConfig, motion, accelerator) -> dict:
+    """What a resumed run must share with the run it continues."""
+    return {"train": list(config.train), "base": base.name, "family": base.family.name,
+            "motion_module": motion.version if motion else None, "frames": config.frames, "stride": config.stride,
+            "width": config.width, "height": config.height, "batch_size": config.batch_size,
+            "gradient_accumulation": config.gradient_accumulation, "processes": accelerator.num_processes,
+            "seed": config.seed, "cache_latents": config.cache_latents,
+            "look_back": config.look_back if "look_back" in config.train else None}
+
+
+def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motion, step: int) -> None:
+    dtype = DTYPES[config.save_dtype]
+    metadata = {"base_checkpoint": base.name, "resolution": f"{config.width}x{config.height}",
+                "frames": config.frames, "stride": config.stride, "steps": step,
+                "learning_rate": config.learning_rate, "motion_module": motion.version if motion else "none",
+                "trainer": "comfyui-i2v-adapter training/train_adapter.py"}
+    if "i2v_adapter" in config.train:
+        state = {k: v.detach().to(dtype) for k, v in model.i2v_adapter.state_dict().items()}
+        write_adapter(config.outputs["i2v_adapter"], state, base.family, **metadata)
+    if "look_back" in config.train:
+        write_look_back(config.outputs["look_back"], copy.deepcopy(model.look_back).to(dtype), **metadata)
+
+
+def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile | None = None,
+          log=tqdm.write) -> TrainingResult:
+    """Train on `clips` (VideoClips or SyntheticClips) and write config.outputs; returns the loss per step."""
+    accelerator = Accelerator(mixed_precision=config.mixed_precision,
+                              gradient_accumulation_steps=config.gradient_accumulation)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
+    device, dtype = accelerator.device, DTYPES[config.mixed_precision]
+    video_unet = build_video_unet(base, config, motion)
+    try:
+        # SDXL's VAE overflows in fp16; the frozen parts run in the mixed-precision dtype, the trained ones in fp32.
+        base.to(device, dtype, vae_dtype=torch.float32 if base.family is SDXL and dtype == torch.float16 else None)
+        for name in config.train:
+            getattr(video_unet, name).to(device, torch.float32)
+        if video_unet.motion_modules is not None:
+            video_unet.motion_modules.to(device, dtype)
+        if config.gradient_checkpointing:
+            video_unet.enable_gradient_checkpointing()
+        params = [p for name in config.train for p in getattr(video_unet, name).parameters()]
+        model, optimizer = accelerator.prepare(video_unet, _optimizer(params, config))
+
+        checkpoints = Checkpoints(config.run_dir / "checkpoints", accelerator, video_unet, config.keep_checkpoints,
+                                  _settings(base, config, motion, accelerator))
+        start, last_saved = 0, None
+        if not config.resume and checkpoints.complete():
+            raise ValueError(f"{checkpoints.folder} already holds checkpoints (up to "
+                             f"{checkpoints.complete()[-1].name}): "
+                             "continue that run with --resume latest, or start another with a new --run-dir")
+        if config.resume:
+            last_saved = checkpoints.resolve(config.resume)
+            if last_saved is None:
+                log(f"no checkpoint in {checkpoints.folder} yet: starting from step 0")
+            else:
+                start = checkpoints.load(last_saved)["step"]
+                log(f"resumed from {last_saved} at step {start}")
+
+        empty = None
+        if config.cache_latents:
+            key = {"base": base.name, "frames": config.frames, "stride": config.stride,
+                   "size": [config.width, config.height], "seed": config.seed}
+            clips = cache_clips(clips, base, config.cache_dir or config.run_dir / "latent_cache", key, accelerator, log,
+                                config.progress)
+            empty = base.text([""])
+            base.vae.to("cpu")
+            base.text.to("cpu")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        accumulation = config.gradient_accumulation
+        batches = MicroBatches(clips, config.batch_size, config.seed, config.caption_dropout,
+                               accelerator.process_index, accelerator.num_processes)
+        loader = iter(micro_batches(batches, start * accumulation, config.steps * accumulation, config.workers))
+        losses, skipped, main = [], 0, accelerator.is_main_process
+        log_file = config.run_dir / "train_log.jsonl"
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=config.steps, initial=start, desc="training", unit="step",
+                   disable=not (config.progress and main), dynamic_ncols=True)
+        started, smoothed, step_seconds = time.perf_counter(), None, []
+        with _StopRequest() as stop:
+            for step in range(start, config.steps):
+                step_started = time.perf_counter()
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate * min(1.0, (step + 1) / max(1, config.warmup_steps))
+                step_loss = torch.zeros((), device=device)
+                for micro in range(accumulation):
+                    batch = next(loader)
+                    for failure in batch.failures:
+                        log(f"skipped {failure} (it carries no weight in step {step + 1})")
+                    skipped += len(batch.failures)
+                    draw = seeded(config.seed, step, micro, accelerator.process_index, 4)
+                    with accelerator.accumulate(model):
+                        latents, conditioning, added = _inputs(base, batch, empty, draw, device)
+                        noise, timesteps = draw_noise(latents, draw)
+                        noisy = noised_video(latents, noise, timesteps)
+                        prediction = model(noisy, timesteps, conditioning.context, added)
+                        valid = batch.valid.to(device)
+                        loss = (video_loss(prediction, noise) * valid).sum() / valid.sum().clamp(min=1)
+                        if not torch.isfinite(accelerator.gather(loss.detach().reshape(1))).all():
+                            raise TrainingDiverged(_diverged(step + 1, loss.item(), checkpoints))
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients and config.max_grad_norm > 0:
+                            accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    step_loss += loss.detach() / accumulation
+                done = step + 1
+                value = accelerator.reduce(step_loss, "mean").item()  # (waits for the device)
+                losses.append((done, value))
+                step_seconds.append(time.perf_counter() - step_started)
+                stopping = bool(accelerator.reduce(torch.tensor(float(stop.requested), device=device), "sum").item())
+                if main:
+                    with log_file.open("a") as f:
+                        f.write(json.dumps({"step": done, "loss": value, "lr": optimizer.param_groups[0]["lr"],
+                                            "seconds": round(step_seconds[-1], 4)}) + "\n")
+                smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
+                clips_per_second = (done - start) * accumulation * config.batch_size * accelerator.num_processes / (
+                    time.perf_counter() - started)
+                bar.set_postfix(loss=f"{smoothed:.4f}", clips_s=f"{clips_per_second:.2f}")
+                bar.update()
+                if done % config.checkpoint_every == 0 or done == config.steps or stopping:
+                    last_saved = checkpoints.save(done, done * accumulation, {"loss": value})
+                if stopping:
+                    bar.close()
+                    raise KeyboardInterrupt(f"stopped at step {done}; checkpoint {last_saved}: continue with "
+                                            "--resume latest")
+        bar.close()
+        if main:
+            _write_outputs(video_unet, base, config, motion, config.steps)
+        accelerator.wait_for_everyone()
+        return TrainingResult(losses, step_seconds, {name: config.outputs[name] for name in config.train}, skipped)
+    finally:
+        video_unet.remove()
+
+
+def _diverged(step: int, value: float, checkpoints: Checkpoints) -> str:
+    done = checkpoints.complete()
+    kept = (f"The last good checkpoint, {done[-1]}, is kept: continue from it with --resume latest"
+            if done else "No checkpoint had been written yet")
+    return (f"the loss became {value} at step {step}: training stopped and nothing from this step on was saved. "
+            f"{kept}, with a lower --learning-rate, or --mixed-precision bf16 instead of fp16.")
