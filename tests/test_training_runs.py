@@ -2,6 +2,7 @@
 non-finite loss, gradient checkpointing and the latent cache."""
 import json
 import os
+import shutil
 import signal
 
 import pytest
@@ -104,6 +105,15 @@ def test_ctrl_c_then_resume_continues_exactly_like_an_uninterrupted_run(tmp_path
     written = [read_adapter(tmp_path / name / "i2v_adapter_tiny_demo.safetensors").state_dict
                for name in ("straight", "resumed")]
     assert all(torch.equal(written[0][k], written[1][k]) for k in written[0])
+
+
+def test_after_a_kill_between_checkpoints_the_log_holds_each_step_once(tmp_path):
+    clips = SyntheticClips(8, FRAMES, 32)
+    train(config(tmp_path, steps=3), tiny_base(), clips, log=quiet)
+    shutil.rmtree(tmp_path / "run/checkpoints/checkpoint-00000003")  # killed before step 3's checkpoint
+    train(config(tmp_path, steps=4, resume="latest"), tiny_base(), clips, log=quiet)
+    log = [json.loads(line)["step"] for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
+    assert log == [1, 2, 3, 4]
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):

@@ -18,6 +18,7 @@ from ..kernels.look_back import LookBackLayers
 from ..kernels.look_back_file import write_look_back
 from ..kernels.motion_module import MotionModules
 from ..kernels.motion_module_file import MotionModuleFile
+from ..kernels.tensor_files import atomic_path
 from ..kernels.unet_layout import SDXL
 from .base_model import BaseModel
 from .batches import MicroBatch, MicroBatches, micro_batches
@@ -147,6 +148,14 @@ def _settings(base: BaseModel, config: TrainConfig, motion, accelerator) -> dict
             "look_back": config.look_back if "look_back" in config.train else None}
 
 
+def _keep_log_up_to(log_file: Path, step: int) -> None:
+    """Drop the log lines of steps after `step`: a run stopped between checkpoints makes them again."""
+    if log_file.exists():
+        kept = [line for line in log_file.read_text().splitlines() if json.loads(line)["step"] <= step]
+        with atomic_path(log_file) as temporary:
+            Path(temporary).write_text("".join(line + "\n" for line in kept))
+
+
 def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motion, step: int) -> None:
     dtype = DTYPES[config.save_dtype]
     metadata = {"base_checkpoint": base.name, "resolution": f"{config.width}x{config.height}",
@@ -214,6 +223,8 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
         losses, skipped, main = [], 0, accelerator.is_main_process
         log_file = config.run_dir / "train_log.jsonl"
         config.run_dir.mkdir(parents=True, exist_ok=True)
+        if main:
+            _keep_log_up_to(log_file, start)
         bar = tqdm(total=config.steps, initial=start, desc="training", unit="step",
                    disable=not (config.progress and main), dynamic_ncols=True)
         started, smoothed, step_seconds = time.perf_counter(), None, []
