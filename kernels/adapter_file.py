@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .first_frame_attention import I2VAdapter
 from .tensor_files import FileFormatError, load_tensors, save_safetensors
 from .unet_layout import FAMILIES, UNetFamily, self_attention_layers
 
@@ -24,6 +25,11 @@ class AdapterFile:
     family: UNetFamily
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, str]
+
+    def build(self, operations=torch.nn, dtype=None, device=None) -> I2VAdapter:
+        adapter = I2VAdapter(self.family, operations=operations, dtype=dtype, device=device)
+        adapter.load_state_dict(self.state_dict)
+        return adapter
 
 
 def _unprefixed(key: str) -> str:

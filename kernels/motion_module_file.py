@@ -34,6 +34,12 @@ class MotionModuleFile:
     state_dict: dict[str, torch.Tensor]
     layout: str           # "AnimateDiff" or "diffusers MotionAdapter"
 
+    def build(self, operations=torch.nn, dtype=None, device=None) -> MotionModules:
+        modules = MotionModules(self.family, self.max_frames, self.mid_block, self.blocks, operations=operations,
+                                dtype=dtype, device=device)
+        modules.load_state_dict(self.state_dict)
+        return modules
+
 
 def _split(key: str) -> tuple[str, str] | None:
     """(site, name within the module), after any wrapper prefix such as `module.` or `unet.`."""

@@ -13,7 +13,7 @@ import comfy.ops
 import comfy.utils
 
 from ..kernels.adapter_file import AdapterFile
-from ..kernels.first_frame_attention import FirstFrameBranch, I2VAdapter
+from ..kernels.first_frame_attention import FirstFrameBranch
 from .patch_support import SharedPatch, frames_per_video, host_attention
 from .reference_frame import pin_reference_frame
 from .unet_families import family_of_model
@@ -81,8 +81,7 @@ def apply_i2v_adapter(model, adapter: AdapterFile, reference: torch.Tensor, stre
                          "before the first Apply I2V-Adapter.")
     keys = attn1_patch_keys(model.model.model_config.unet_config)
     dtype = model.model.manual_cast_dtype or model.model_dtype()
-    weights = I2VAdapter(family, operations=comfy.ops.disable_weight_init, dtype=dtype, device=model.offload_device)
-    weights.load_state_dict(adapter.state_dict)
+    weights = adapter.build(operations=comfy.ops.disable_weight_init, dtype=dtype, device=model.offload_device)
 
     patched = model.clone()
     patched.set_additional_models(PATCH_KEY, [comfy.model_patcher.ModelPatcher(weights, model.load_device, model.offload_device)])

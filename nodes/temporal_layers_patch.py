@@ -12,7 +12,7 @@ import comfy.patcher_extension
 
 from ..kernels.look_back import LookBackLayer
 from ..kernels.look_back_file import LookBackFile
-from ..kernels.motion_module import MotionModule, MotionModules
+from ..kernels.motion_module import MotionModule
 from ..kernels.motion_module_file import MotionModuleFile
 from .patch_support import SharedPatch, frames_per_video, host_attention
 from .reference_frame import pin_reference_frame
@@ -76,8 +76,7 @@ def _layer_options(model) -> dict:
 
 def apply_motion_modules(model, motion: MotionModuleFile, scale: float):
     _check_model(model, MOTION_NODE, MOTION_KEY, motion.family)
-    modules = MotionModules(motion.family, motion.max_frames, motion.mid_block, motion.blocks, **_layer_options(model))
-    modules.load_state_dict(motion.state_dict)
+    modules = motion.build(**_layer_options(model))
     patched = _patched_clone(model, MOTION_KEY, modules, AFTER_LAYERS, (MotionModule, CallMotionModule(scale)))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, MOTION_KEY,
                                  FrameLimit(motion.max_frames).outer_sample)

@@ -43,9 +43,7 @@ def test_the_trainer_predicts_what_comfyuis_patched_model_predicts(sd15, comfy_b
     inference, with every module at the same place."""
     import comfy.patcher_extension
 
-    from comfyui_i2v_adapter.kernels.first_frame_attention import I2VAdapter
     from comfyui_i2v_adapter.kernels.look_back_file import read_look_back
-    from comfyui_i2v_adapter.kernels.motion_module import MotionModules
     from comfyui_i2v_adapter.kernels.motion_module_file import read_motion_module
     from comfyui_i2v_adapter.nodes.temporal_layer_nodes import ApplyLookBackLayers, ApplyMotionModule
     from comfyui_i2v_adapter.training.base_checkpoint import load_base
@@ -69,11 +67,7 @@ def test_the_trainer_predicts_what_comfyuis_patched_model_predicts(sd15, comfy_b
     del patched, calls
 
     base = load_base(comfy_base / "models/checkpoints/random_sd15.safetensors", comfyui / "comfy/sd1_tokenizer")
-    branches = I2VAdapter(SD15)
-    branches.load_state_dict(adapter.state_dict)
-    motion_modules = MotionModules(SD15, motion.max_frames, motion.mid_block, motion.blocks)
-    motion_modules.load_state_dict(motion.state_dict)
-    trainer_model = VideoUNet(base.unet, SD15, branches, look_back.build(), motion_modules)
+    trainer_model = VideoUNet(base.unet, SD15, adapter.build(), look_back.build(), motion.build())
     videos = lambda t: t.unflatten(0, (-1, FRAMES))
     with torch.no_grad():
         trainer_out = trainer_model(videos(x), videos(timesteps)[:, 0], videos(context)[:, 0])

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..kernels.adapter_file import read_adapter
-from ..kernels.first_frame_attention import I2VAdapter
 from ..kernels.look_back_file import read_look_back
 from ..kernels.unet_layout import TINY
 from .evaluation import held_out_loss
@@ -39,12 +38,8 @@ def demo_config(folder: Path, train: tuple[str, ...], steps: int, resume: str | 
 
 def trained_model(base, outputs: dict[str, Path]) -> VideoUNet:
     """The base with the modules read back from the written files."""
-    adapter = look_back = None
-    if "i2v_adapter" in outputs:
-        adapter = I2VAdapter(TINY)
-        adapter.load_state_dict(read_adapter(outputs["i2v_adapter"]).state_dict)
-    if "look_back" in outputs:
-        look_back = read_look_back(outputs["look_back"]).build()
+    adapter = read_adapter(outputs["i2v_adapter"]).build() if "i2v_adapter" in outputs else None
+    look_back = read_look_back(outputs["look_back"]).build() if "look_back" in outputs else None
     return VideoUNet(base.unet, TINY, adapter, look_back)
 
 

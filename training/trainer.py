@@ -16,7 +16,6 @@ from ..kernels.adapter_file import write_adapter
 from ..kernels.first_frame_attention import I2VAdapter
 from ..kernels.look_back import LookBackLayers
 from ..kernels.look_back_file import write_look_back
-from ..kernels.motion_module import MotionModules
 from ..kernels.motion_module_file import MotionModuleFile
 from ..kernels.tensor_files import atomic_path
 from ..kernels.unet_layout import SDXL
@@ -89,8 +88,7 @@ def build_video_unet(base: BaseModel, config: TrainConfig, motion: MotionModuleF
     if "look_back" in config.train:
         look_back = LookBackLayers(base.family, **config.look_back)
     if motion is not None:
-        motion_modules = MotionModules(motion.family, motion.max_frames, motion.mid_block, motion.blocks)
-        motion_modules.load_state_dict(motion.state_dict)
+        motion_modules = motion.build()
     return VideoUNet(base.unet, base.family, adapter, look_back, motion_modules)
 
 
