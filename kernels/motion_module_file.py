@@ -10,7 +10,7 @@ import torch
 
 from .motion_module import MotionModules, sinusoidal_encoding
 from .tensor_files import FileFormatError, load_tensors
-from .unet_layout import FAMILIES, UNetFamily
+from .unet_layout import SD15, SDXL, UNetFamily
 
 _SITE = re.compile(r"((?:down_blocks|up_blocks)\.\d+|mid_block)\.motion_modules\.\d+")
 # diffusers MotionAdapter name -> original AnimateDiff name, within one motion module
@@ -80,7 +80,7 @@ def motion_module_from_tensors(tensors: dict[str, torch.Tensor], name: str, conf
     pe = next((v for k, v in state.items() if k.endswith("pos_encoder.pe")), None)
     max_frames = pe.shape[1] if pe is not None else (config_max_frames or 32)
     levels = 1 + max(int(site.split(".")[1]) for (site, _), _ in modules if site.startswith("down_blocks"))
-    family = next((f for f in FAMILIES.values() if len(f.block_out_channels) == levels), None)
+    family = next((f for f in (SD15, SDXL) if len(f.block_out_channels) == levels), None)
     if family is None:
         raise FileFormatError(f"{name} has motion modules on {levels} down levels; SD1.5 has 4 and SDXL 3")
     mid_block = any(k.startswith("mid_block.") for k in state)
