@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..kernels.colour_match import anchor_channel_statistics, match_colours_to_first_frame
 from .io_types import CATEGORY
-from .patch_support import SharedPatch
+from .patch_support import SharedPatch, check_video_latent
 
 CHUNK = 16  # frames matched between two interruption checks
 NODE = "I2V Anchor Latent Colour"
@@ -50,13 +50,8 @@ class AnchorChannelStatistics(SharedPatch):
 
     def __call__(self, args):
         denoised = args["denoised"]
-        if denoised.shape[0] < 2:
-            raise ValueError(f"{NODE} needs a video latent of at least 2 frames (frame 0 is the reference); the "
-                             f"sampler got {denoised.shape[0]}.")
-        if denoised.shape[1:] != self.reference.shape[1:]:
-            size = lambda t: f"{t.shape[-1] * 8}×{t.shape[-2] * 8} px ({t.shape[1]} channels)"
-            raise ValueError(f"{NODE}: the reference latent is {size(self.reference)} but the video latent is "
-                             f"{size(denoised)}. Connect the LATENT the sampler starts from as the reference.")
+        check_video_latent(denoised, self.reference, NODE, "Connect the LATENT the sampler starts from as the "
+                                                           "reference.")
         return anchor_channel_statistics(denoised, self.reference.to(denoised), self.strength)
 
 

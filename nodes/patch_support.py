@@ -40,6 +40,19 @@ def frames_per_video(batch: torch.Tensor, transformer_options: dict, needs_refer
     return batch.shape[0] // len(transformer_options.get("cond_or_uncond", [0]))
 
 
+def check_video_latent(video: torch.Tensor, reference: torch.Tensor, node: str, fix: str) -> None:
+    """A video latent of at least 2 frames whose frames are the reference latent's size; `fix` says how to make
+    the two match."""
+    if video.ndim != 4 or video.shape[0] < 2:
+        frames = video.shape[0] if video.ndim == 4 else f"a {video.ndim}-D latent"
+        raise ValueError(f"{node} needs a video latent of at least 2 frames (frame 0 is the reference image); the "
+                         f"sampler got {frames}. Make the latent with 'I2V Video Latent' and frames ≥ 2.")
+    if video.shape[1:] != reference.shape[1:]:
+        size = lambda t: f"{t.shape[-1] * 8}×{t.shape[-2] * 8} px ({t.shape[1]} channels)"
+        raise ValueError(f"{node}: the reference latent is {size(reference)} but the video latent is {size(video)}. "
+                         f"{fix}")
+
+
 def host_attention(transformer_options: dict, attn_precision=None):
     """ComfyUI's attention backend (xformers, SDPA, sage, ...) in the signature the kernels take."""
     def attend(q, k, v, heads):

@@ -4,7 +4,7 @@ import torch
 
 import comfy.patcher_extension
 
-from .patch_support import REFERENCE_IN_FRONT, frames_per_video, lacks_reference
+from .patch_support import REFERENCE_IN_FRONT, check_video_latent, frames_per_video, lacks_reference
 
 PIN_KEY = "i2v_reference_frame"
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -24,7 +24,8 @@ class PinnedReference:
 
     def outer_sample(self, executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                      disable_pbar=False, seed=None):
-        self.check_video_latent(noise)
+        check_video_latent(noise, self.reference, self.node,
+                           "Encode the reference at the video's size (I2V Video Latent resizes it for you).")
         out = executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
         out[0] = self.reference.to(out)
         return out
@@ -48,17 +49,6 @@ class PinnedReference:
                                     for t, first in ((x, self.model_space), (timesteps, None), (context, None), (y, None)))
         out = executor(x, timesteps, context, y, control, {**transformer_options, REFERENCE_IN_FRONT: True}, **kwargs)
         return out.reshape(chunks, -1, *out.shape[1:])[:, 1:].reshape(-1, *out.shape[1:])
-
-    def check_video_latent(self, noise: torch.Tensor) -> None:
-        if noise.ndim != 4 or noise.shape[0] < 2:
-            frames = noise.shape[0] if noise.ndim == 4 else f"a {noise.ndim}-D latent"
-            raise ValueError(f"{self.node} needs a video latent of at least 2 frames (frame 0 is the reference "
-                             f"image); the sampler got {frames}. Make the latent with 'I2V Video Latent' and frames ≥ 2.")
-        if noise.shape[1:] != self.reference.shape[1:]:
-            size = lambda t: f"{t.shape[-1] * 8}×{t.shape[-2] * 8} px ({t.shape[1]} channels)"
-            raise ValueError(f"{self.node}: the reference latent is {size(self.reference)} but the video latent is "
-                             f"{size(noise)}. Encode the reference at the video's size (I2V Video Latent resizes it "
-                             "for you).")
 
 
 def _in_front(batch: torch.Tensor, chunks: int, first: torch.Tensor | None) -> torch.Tensor:
