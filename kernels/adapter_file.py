@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 
 from .first_frame_attention import I2VAdapter
+from .noise_schedule import NoiseSchedule, recorded_schedule
 from .tensor_files import FileFormatError, load_tensors, save_safetensors
-from .unet_layout import FAMILIES, UNetFamily, self_attention_layers
+from .unet_layout import FAMILIES, UNetFamily, self_attention_layers, unet_path
 
 FORMAT_NAME = "i2v-adapter"
 FORMAT_VERSION = "1"
 BRANCH_KEYS = ("to_q_ff.weight", "to_out_ff.weight", "to_out_ff.bias")
-UNET_ROOTS = ("down_blocks.", "mid_block.", "up_blocks.")
 
 
 @dataclass
@@ -26,16 +26,14 @@ class AdapterFile:
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, str]
 
+    @property
+    def noise_schedule(self) -> NoiseSchedule:
+        return recorded_schedule(self.metadata, "this I2V-Adapter")
+
     def build(self, operations=torch.nn, dtype=None, device=None) -> I2VAdapter:
         adapter = I2VAdapter(self.family, operations=operations, dtype=dtype, device=device)
         adapter.load_state_dict(self.state_dict)
         return adapter
-
-
-def _unprefixed(key: str) -> str:
-    """Drop wrappers such as `module.` or `unet.` that trainers put before the UNet path."""
-    starts = [key.find(root) for root in UNET_ROOTS if root in key]
-    return key[min(starts):] if starts else key
 
 
 def _family_of(paths: set[str], name: str) -> UNetFamily:
@@ -51,7 +49,7 @@ def adapter_from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, s
     """Validate a loaded file: the official keys for every attn1 of one family, with that family's shapes."""
     if metadata.get("format", FORMAT_NAME) != FORMAT_NAME:
         raise FileFormatError(f"{name} is a {metadata['format']!r} file, not an I2V-Adapter")
-    state = {_unprefixed(k): v for k, v in tensors.items() if k.endswith(BRANCH_KEYS) and ".attn1." in k}
+    state = {unet_path(k): v for k, v in tensors.items() if k.endswith(BRANCH_KEYS) and ".attn1." in k}
     if not state:
         sample = ", ".join(list(tensors)[:3]) or "no tensors at all"
         raise FileFormatError(f"{name} is neither an I2V-Adapter safetensors file nor the official i2v_module "

@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from .look_back import LookBackLayers
+from .noise_schedule import NoiseSchedule, recorded_schedule
 from .tensor_files import FileFormatError, load_tensors, save_safetensors
 from .unet_layout import FAMILIES, UNetFamily
 
@@ -20,6 +21,10 @@ class LookBackFile:
     settings: dict  # depth, kernel, adapter_kernel, dense
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, str]
+
+    @property
+    def noise_schedule(self) -> NoiseSchedule:
+        return recorded_schedule(self.metadata, "these look-back layers")
 
     def build(self, operations=torch.nn, dtype=None, device=None) -> LookBackLayers:
         layers = LookBackLayers(self.family, **self.settings, operations=operations, dtype=dtype, device=device)

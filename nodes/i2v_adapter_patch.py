@@ -4,17 +4,15 @@ On a ModelPatcher clone: the cross-frame branch beside every attn1 (transformer 
 clean reference latent on every model call (reference_frame), and the adapter weights as an additional model
 so ComfyUI loads and offloads them with the UNet. No core code is replaced.
 """
-import re
-
 import torch
 
 import comfy.model_patcher
 import comfy.ops
-import comfy.utils
 
 from ..kernels.adapter_file import AdapterFile
 from ..kernels.first_frame_attention import FirstFrameBranch
-from .patch_support import SharedPatch, frames_per_video, host_attention
+from .noise_schedule_patch import warn_on_other_schedule
+from .patch_support import SharedPatch, attention_patch_keys, frames_per_video, host_attention
 from .reference_frame import pin_reference_frame
 from .unet_families import family_of_model
 
@@ -22,19 +20,6 @@ PATCH_KEY = "i2v_adapter"
 NODE = "Apply I2V-Adapter"
 _ATTN1_INPUT = "i2v_adapter_attn1_input"
 _BRANCH_OUTPUT = "i2v_adapter_branch_output"
-_COMFY_ATTN1 = re.compile(r"(input|middle|output)_blocks?\.(\d+)\.(?:\d+\.)?transformer_blocks\.(\d+)\.attn1\.")
-
-
-def attn1_patch_keys(unet_config: dict) -> dict[str, tuple[str, int, int]]:
-    """diffusers attn1 path -> the key ComfyUI's attn1 replace patches use: (block, block id, transformer index)."""
-    keys = {}
-    for diffusers_key, comfy_key in comfy.utils.unet_to_diffusers(unet_config).items():
-        match = _COMFY_ATTN1.match(comfy_key)
-        if match and diffusers_key.endswith(".attn1.to_q.weight"):
-            block, number, index = match.groups()
-            # The UNet reports its middle block as ("middle", 0) whatever its position in middle_block.
-            keys[diffusers_key.removesuffix(".to_q.weight")] = (block, 0 if block == "middle" else int(number), int(index))
-    return keys
 
 
 class StashAttn1Input(SharedPatch):
@@ -79,7 +64,7 @@ def apply_i2v_adapter(model, adapter: AdapterFile, reference: torch.Tensor, stre
     if model.get_additional_models_with_key(PATCH_KEY):
         raise ValueError("This MODEL already has an I2V-Adapter: apply the adapter once, to the MODEL that comes "
                          "before the first Apply I2V-Adapter.")
-    keys = attn1_patch_keys(model.model.model_config.unet_config)
+    keys = attention_patch_keys(model.model.model_config.unet_config, "attn1")
     dtype = model.model.manual_cast_dtype or model.model_dtype()
     weights = adapter.build(operations=comfy.ops.disable_weight_init, dtype=dtype, device=model.offload_device)
 
@@ -94,4 +79,5 @@ def apply_i2v_adapter(model, adapter: AdapterFile, reference: torch.Tensor, stre
     patched.set_model_attn1_output_patch(AddBranchOutput())
 
     pin_reference_frame(patched, reference, NODE)
+    warn_on_other_schedule(patched, adapter.noise_schedule, NODE, "this I2V-Adapter")
     return patched

@@ -1,8 +1,11 @@
 """What our MODEL patches share: how videos sit in the batches ComfyUI hands to the UNet, the host's attention,
 and patch objects that survive ModelPatcher.clone() without copying weights."""
+import re
+
 import torch
 
 import comfy.ldm.modules.attention as comfy_attention
+import comfy.utils
 
 
 class SharedPatch:
@@ -59,3 +62,19 @@ def host_attention(transformer_options: dict, attn_precision=None):
         return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=attn_precision,
                                                    transformer_options=transformer_options)
     return attend
+
+
+_COMFY_ATTENTION = re.compile(r"(input|middle|output)_blocks?\.(\d+)\.(?:\d+\.)?transformer_blocks\.(\d+)\.(attn[12])\.")
+
+
+def attention_patch_keys(unet_config: dict, attention: str) -> dict[str, tuple[str, int, int]]:
+    """diffusers path of every `attention` ("attn1" or "attn2") -> the key ComfyUI's replace patches use for it:
+    (block, block id, transformer index)."""
+    keys = {}
+    for diffusers_key, comfy_key in comfy.utils.unet_to_diffusers(unet_config).items():
+        match = _COMFY_ATTENTION.match(comfy_key)
+        if match and match[4] == attention and diffusers_key.endswith(f".{attention}.to_q.weight"):
+            block, number, index = match.groups()[:3]
+            # The UNet reports its middle block as ("middle", 0) whatever its position in middle_block.
+            keys[diffusers_key.removesuffix(".to_q.weight")] = (block, 0 if block == "middle" else int(number), int(index))
+    return keys

@@ -3,10 +3,13 @@ from comfy_api.latest import io
 
 from ..kernels.look_back_file import read_look_back
 from ..kernels.motion_module_file import read_motion_module
+from ..kernels.noise_schedule import SCHEDULES
 from .io_types import CATEGORY, LookBackWeights, MotionModuleWeights
 from .model_folders import LOOK_BACK, MOTION_MODULES
-from .temporal_layers_patch import apply_look_back, apply_motion_modules
+from .temporal_layers_patch import AUTOSELECT, GROUP_NORMS, USE_EXISTING, apply_look_back, apply_motion_modules
 from .weights_loader import WeightsFileLoader
+
+BETA_SCHEDULES = [AUTOSELECT, *SCHEDULES, USE_EXISTING]
 
 
 class LoadMotionModule(WeightsFileLoader):
@@ -40,13 +43,22 @@ class ApplyMotionModule(io.ComfyNode):
                 io.Float.Input("scale", default=1.0, min=0.0, max=2.0, step=0.05,
                                tooltip="Strength of the temporal layers: 1 as trained, lower for less motion and "
                                        "more per-frame freedom, 0 turns them off."),
+                io.Combo.Input("beta_schedule", options=BETA_SCHEDULES, default=AUTOSELECT,
+                               tooltip="The noise schedule the MODEL samples with. autoselect: the one AnimateDiff "
+                                       "trained with (sqrt_linear for SD1.5, linear up to 0.020 for SDXL), as "
+                                       "AnimateDiff-Evolved; the official I2V-Adapter release samples with it too. "
+                                       "use existing: keep the MODEL's (SD's default, unless changed before)."),
+                io.Combo.Input("groupnorm", options=GROUP_NORMS, default=AUTOSELECT,
+                               tooltip="How the UNet's ResNet GroupNorms take their statistics. autoselect: across "
+                                       "each video's frames for AnimateDiff v1 modules (as v1 and the official "
+                                       "I2V-Adapter release ran), per frame for v2/v3/SDXL."),
             ],
             outputs=[io.Model.Output(tooltip="The model with motion modules; its latent batch is the video's frames.")],
         )
 
     @classmethod
-    def execute(cls, model, motion_module, scale):
-        return io.NodeOutput(apply_motion_modules(model, motion_module, scale))
+    def execute(cls, model, motion_module, scale, beta_schedule, groupnorm):
+        return io.NodeOutput(apply_motion_modules(model, motion_module, scale, beta_schedule, groupnorm))
 
 
 class LoadLookBackLayers(WeightsFileLoader):

@@ -14,6 +14,9 @@ from ..kernels.look_back import LookBackLayer
 from ..kernels.look_back_file import LookBackFile
 from ..kernels.motion_module import MotionModule
 from ..kernels.motion_module_file import MotionModuleFile
+from ..kernels.noise_schedule import animatediff_schedule, schedule_named
+from .frame_group_norm_patch import normalise_across_frames
+from .noise_schedule_patch import set_noise_schedule, warn_on_other_schedule
 from .patch_support import SharedPatch, frames_per_video, host_attention
 from .reference_frame import pin_reference_frame
 from .unet_families import family_of_model
@@ -21,6 +24,9 @@ from .unet_injection import AFTER_LAYERS, AT_END, injection
 
 MOTION_NODE, MOTION_KEY = "Apply Motion Module", "i2v_motion_modules"
 LOOK_BACK_NODE, LOOK_BACK_KEY = "Apply Look-Back Layers", "i2v_look_back"
+AUTOSELECT, USE_EXISTING = "autoselect", "use existing"
+ACROSS_FRAMES, PER_FRAME = "across frames", "per frame"
+GROUP_NORMS = [AUTOSELECT, ACROSS_FRAMES, PER_FRAME]
 
 
 class CallMotionModule(SharedPatch):
@@ -74,12 +80,23 @@ def _layer_options(model) -> dict:
                 device=model.offload_device)
 
 
-def apply_motion_modules(model, motion: MotionModuleFile, scale: float):
+def apply_motion_modules(model, motion: MotionModuleFile, scale: float, beta_schedule: str = AUTOSELECT,
+                         group_norm: str = AUTOSELECT):
+    """Motion modules, the noise schedule they were trained with (autoselect: AnimateDiff's for the family, as
+    AnimateDiff-Evolved), and AnimateDiff v1's GroupNorm across frames (autoselect: for v1 files only)."""
     _check_model(model, MOTION_NODE, MOTION_KEY, motion.family)
+    if group_norm not in GROUP_NORMS:
+        raise ValueError(f"{MOTION_NODE}: groupnorm {group_norm!r} is none of {', '.join(GROUP_NORMS)}")
+    schedule = (None if beta_schedule == USE_EXISTING else animatediff_schedule(motion.family.name)
+                if beta_schedule == AUTOSELECT else schedule_named(beta_schedule, MOTION_NODE))
     modules = motion.build(**_layer_options(model))
     patched = _patched_clone(model, MOTION_KEY, modules, AFTER_LAYERS, (MotionModule, CallMotionModule(scale)))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, MOTION_KEY,
                                  FrameLimit(motion.max_frames).outer_sample)
+    if schedule is not None:
+        set_noise_schedule(patched, schedule)
+    if group_norm == ACROSS_FRAMES or (group_norm == AUTOSELECT and motion.version == "v1"):
+        normalise_across_frames(patched)
     return patched
 
 
@@ -89,4 +106,5 @@ def apply_look_back(model, look_back: LookBackFile, reference: torch.Tensor):
     layers = look_back.build(**_layer_options(model))
     patched = _patched_clone(model, LOOK_BACK_KEY, layers, AT_END, (LookBackLayer, CallLookBack()))
     pin_reference_frame(patched, reference, LOOK_BACK_NODE)
+    warn_on_other_schedule(patched, look_back.noise_schedule, LOOK_BACK_NODE, "these look-back layers")
     return patched

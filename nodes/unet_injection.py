@@ -48,17 +48,21 @@ def _insert_at(block, place: str) -> int:
 
 
 def injection(family: UNetFamily, modules: list[tuple[str, object]], place: str) -> PatcherInjection:
-    """Insert each (site, module) into the UNet when ComfyUI loads the patched model; remove it on eject."""
+    """Insert each (site, module) into the UNet when ComfyUI loads the patched model; remove it on eject. Both are
+    idempotent: a clone made while its model was loaded inherits `is_injected`, and ComfyUI ejects and injects it
+    again around loading, so either call can meet the modules already there or already gone."""
     def inject(model_patcher):
         unet = model_patcher.model.diffusion_model
         for site, module in modules:
             block = _block(unet, *comfy_block(family, site))
-            block.insert(_insert_at(block, place), module)
+            if not any(layer is module for layer in block):
+                block.insert(_insert_at(block, place), module)
 
     def eject(model_patcher):
         unet = model_patcher.model.diffusion_model
         for site, module in modules:
             block = _block(unet, *comfy_block(family, site))
-            del block[next(i for i, layer in enumerate(block) if layer is module)]
+            for i in [i for i, layer in enumerate(block) if layer is module][::-1]:
+                del block[i]
 
     return PatcherInjection(inject, eject)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.comfyui
 
 def with_motion(model, path, scale=1.0):
     from comfyui_i2v_adapter.nodes.temporal_layer_nodes import ApplyMotionModule
-    return ApplyMotionModule.execute(model, read_motion_module(path), scale).result[0]
+    return ApplyMotionModule.execute(model, read_motion_module(path), scale, "autoselect", "autoselect").result[0]
 
 
 def with_look_back(model, path, latent):

@@ -52,7 +52,7 @@ def test_the_trainer_predicts_what_comfyuis_patched_model_predicts(sd15, comfy_b
     model, clip, vae = sd15
     adapter, latent = random_adapter(seed=4), video_latent(vae)
     motion, look_back = read_motion_module(motion_files["v2"]), read_look_back(look_back_file)
-    patched = ApplyMotionModule.execute(model, motion, 1.0).result[0]
+    patched = ApplyMotionModule.execute(model, motion, 1.0, "autoselect", "autoselect").result[0]
     patched = ApplyLookBackLayers.execute(patched, look_back, latent).result[0]
     patched = apply_adapter(patched, adapter, latent)
     calls = []
