@@ -22,9 +22,9 @@ class LookBackLayer(nn.Module):
     def __init__(self, channels: int, depth: int = 5, kernel: int = 5, adapter_kernel: int = 3, dense: bool = False,
                  operations=nn, dtype=None, device=None):
         super().__init__()
-        if depth < 2 or kernel % 2 == 0 or adapter_kernel % 2 == 0:
-            raise ValueError(f"look-back depth must be ≥ 2 and kernels odd (got depth {depth}, kernel {kernel}, "
-                             f"adapter kernel {adapter_kernel})")
+        if depth < 2 or min(kernel, adapter_kernel) < 1 or kernel % 2 == 0 or adapter_kernel % 2 == 0:
+            raise ValueError(f"look-back depth must be ≥ 2 and kernels odd and positive (got depth {depth}, kernel "
+                             f"{kernel}, adapter kernel {adapter_kernel})")
         self.depth = depth
         groups = 1 if dense else channels
         # The look-back Conv2d over the d-frame window, split by what it reads: the frame's own input (batched over

@@ -32,6 +32,18 @@ class LookBackFile:
         return layers
 
 
+def _setting(metadata: dict[str, str], key: str, name: str) -> int:
+    rewrite = "write the file again with training/train_adapter.py"
+    if key not in metadata:
+        raise FileFormatError(f"{name}: its metadata has no look-back setting '{key}' (the trainer records "
+                              f"{', '.join(SETTINGS)}): {rewrite}")
+    try:
+        return int(metadata[key])
+    except ValueError:
+        raise FileFormatError(f"{name}: the look-back setting '{key}' is {metadata[key]!r}, not a whole number: "
+                              f"{rewrite}") from None
+
+
 def look_back_from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], name: str) -> LookBackFile:
     if metadata.get("format") != FORMAT_NAME:
         found = f"a {metadata['format']!r} file" if "format" in metadata else "a file without look-back metadata"
@@ -39,9 +51,12 @@ def look_back_from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str,
     family = FAMILIES.get(metadata.get("base"))
     if family is None:
         raise FileFormatError(f"{name}: unknown base family {metadata.get('base')!r}")
-    settings = {k: int(metadata[k]) for k in SETTINGS} | {"dense": metadata.get("dense") == "true"}
-    with torch.device("meta"):
-        expected = {k: v.shape for k, v in LookBackLayers(family, **settings).state_dict().items()}
+    settings = {k: _setting(metadata, k, name) for k in SETTINGS} | {"dense": metadata.get("dense") == "true"}
+    try:
+        with torch.device("meta"):
+            expected = {k: v.shape for k, v in LookBackLayers(family, **settings).state_dict().items()}
+    except ValueError as e:  # the layer's own rule for its settings
+        raise FileFormatError(f"{name}: its look-back settings are invalid: {e}") from None
     for key, shape in expected.items():
         if key not in tensors or tensors[key].shape != shape:
             got = "missing" if key not in tensors else tuple(tensors[key].shape)

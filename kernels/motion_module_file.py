@@ -13,6 +13,7 @@ from .tensor_files import FileFormatError, load_tensors
 from .unet_layout import SD15, SDXL, UNetFamily
 
 _SITE = re.compile(r"((?:down_blocks|up_blocks)\.\d+|mid_block)\.motion_modules\.\d+")
+_BLOCK_INDEX = re.compile(r"transformer_blocks\.(\d+)\.")
 # diffusers MotionAdapter name -> original AnimateDiff name, within one motion module
 _BLOCK = "temporal_transformer.transformer_blocks"
 _FROM_DIFFUSERS = [
@@ -60,7 +61,21 @@ def original_names(name: str) -> list[str]:
 
 def _diffusers_max_frames(path: Path) -> int | None:
     config = path.with_name("config.json")
-    return json.loads(config.read_text()).get("motion_max_seq_length") if config.is_file() else None
+    if not config.is_file():
+        return None
+    where = f"config.json beside {path.name}"
+    try:
+        settings = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FileFormatError(f"{where} is not valid JSON ({e}): repair it or move it away") from None
+    if not isinstance(settings, dict):
+        raise FileFormatError(f"{where} holds a {type(settings).__name__}, not a JSON object: repair it or move it "
+                              "away")
+    frames = settings.get("motion_max_seq_length")
+    if frames is not None and (type(frames) is not int or frames < 1):
+        raise FileFormatError(f"{where} gives motion_max_seq_length {frames!r}; it must be a whole number of "
+                              "frames ≥ 1")
+    return frames
 
 
 def motion_module_from_tensors(tensors: dict[str, torch.Tensor], name: str, config_max_frames: int | None = None
@@ -74,17 +89,32 @@ def motion_module_from_tensors(tensors: dict[str, torch.Tensor], name: str, conf
         raise FileFormatError(f"{name} is not a motion module: none of its {len(tensors)} keys has "
                               f"'motion_modules' in it (first keys: {sample})")
     original = any(inner.startswith("temporal_transformer.") for (_, inner), _ in modules)
-    state = {f"{site}.{converted}": value for (site, inner), value in modules
-             for converted in ([inner] if original else original_names(inner))}
+    try:
+        state = {f"{site}.{converted}": value for (site, inner), value in modules
+                 for converted in ([inner] if original else original_names(inner))}
+    except FileFormatError as e:
+        raise FileFormatError(f"{name}: {e}") from None
 
-    pe = next((v for k, v in state.items() if k.endswith("pos_encoder.pe")), None)
-    max_frames = pe.shape[1] if pe is not None else (config_max_frames or 32)
-    levels = 1 + max(int(site.split(".")[1]) for (site, _), _ in modules if site.startswith("down_blocks"))
+    pe_key = next((k for k in state if k.endswith("pos_encoder.pe")), None)
+    if pe_key is not None and (state[pe_key].ndim != 3 or state[pe_key].shape[1] < 1):
+        raise FileFormatError(f"{name}: {pe_key} is {tuple(state[pe_key].shape)}; a position encoding is "
+                              "[1, frames ≥ 1, channels]")
+    max_frames = state[pe_key].shape[1] if pe_key is not None else (config_max_frames or 32)
+    down_levels = [int(site.split(".")[1]) for (site, _), _ in modules if site.startswith("down_blocks")]
+    if not down_levels:
+        elsewhere = ", ".join(sorted({site.split(".")[0] for (site, _), _ in modules}))
+        raise FileFormatError(f"{name} has no motion modules in its down blocks (only in {elsewhere}); AnimateDiff "
+                              "motion modules sit in every block")
+    levels = 1 + max(down_levels)
     family = next((f for f in (SD15, SDXL) if len(f.block_out_channels) == levels), None)
     if family is None:
         raise FileFormatError(f"{name} has motion modules on {levels} down levels; SD1.5 has 4 and SDXL 3")
     mid_block = any(k.startswith("mid_block.") for k in state)
-    blocks = 1 + max(int(k.split("transformer_blocks.")[1].split(".")[0]) for k in state if "transformer_blocks." in k)
+    block_indices = [int(m[1]) for k in state if (m := _BLOCK_INDEX.search(k))]
+    if not block_indices:
+        raise FileFormatError(f"{name}: its motion modules have no transformer blocks (no 'transformer_blocks.<n>.' "
+                              "keys)")
+    blocks = 1 + max(block_indices)
 
     with torch.device("meta"):
         expected = {k: v.shape for k, v in MotionModules(family, max_frames, mid_block, blocks).state_dict().items()}

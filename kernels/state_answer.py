@@ -15,12 +15,25 @@ _INLINE_ITEM = re.compile(rf"(?<=[.!?;])\s+(?=\(?\d{{1,2}}[.):]\s|{_LABEL_WORDS}
 _BULLET = re.compile(r"^[-*•·+]\s+")
 _HEADING = re.compile(r"^#{1,6}\s*")
 _MARKUP = re.compile(r"\*+|`+|__+")
-# A short title before the sentence: "Initial state: a hand holds ..." (at most four words).
-_TITLE = re.compile(r"^[^.:!?]{1,40}?:\s+(?=\S)")
+_EMPHASIS = re.compile(r"(\*+|__+)(.+?)\1")
+# What comes before a colon: a title ("Initial state: a hand holds ...") or a clause of the state ("The cat rises:
+# its back arches"). A title is emphasised, a label ("State 2", "Final stage", "The end"), one word, or up to four
+# words in Title Case; anything else is kept.
+_TITLE = re.compile(r"^([^.:!?]{1,40}?):\s+(?=\S)")
+_ORDINAL = r"(?:initial|first|second|third|fourth|fifth|next|last|final|opening|closing|starting|ending|middle)"
+_POSITION = r"(?:beginning|start|middle|end|ending|finish|climax|conclusion|result|outcome|setup|transition)"
+_LABEL = re.compile(rf"^(?:the\s+)?(?:{_ORDINAL}(?:\s+(?:{_LABEL_WORDS}|{_POSITION}))?|{_LABEL_WORDS}|{_POSITION})"
+                    r"(?:\s*\d{1,2})?$", re.I)
+_MINOR_WORDS = {"a", "an", "the", "of", "and", "or", "to", "in", "on", "at", "with", "for", "by"}
 _SENTENCE_END = re.compile(r"[.!?]['\")\]]*$")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
-# "Here are the four states: A hand ..." in prose: the part up to the colon is no state.
-_INTRO = re.compile(r"^[^:]*\b(?:states?|steps?|stages?|process)\b[^:]*:\s+", re.I)
+# "Here are the four states: A hand ..." in prose: the part up to the colon is no state. It announces them ("here
+# are", "as follows", "four stages", "the states"); a clause merely using such a word ("The cat steps off the mat:")
+# is kept.
+_COUNT = r"(?:\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|these|those|the following)"
+_INTRO = re.compile(rf"^[^:]*(?:\b(?:here|below)(?:['’]s|\s+(?:are|is))|\bthe following\b|\bas follows\b|"
+                    rf"\b{_COUNT}\s+(?:\w+\s+)?(?:states|steps|stages|phases)\b|"
+                    r"\b(?:the|these)\s+(?:states|stages|phases)\b)[^:]*:\s+", re.I)
 _CHATTY = re.compile(r"^(?:sure|certainly|of course|okay|ok|absolutely|great|here (?:are|is)|below (?:are|is)|"
                      r"i hope|hope this|let me know|feel free|i'd be (?:happy|glad)|i would be (?:happy|glad))\b", re.I)
 
@@ -36,17 +49,26 @@ def _clean(text: str) -> str:
     return " ".join(_MARKUP.sub("", text).split()).strip(" \"'“”‘’")
 
 
+def _is_title(text: str, emphasised: set[str]) -> bool:
+    words = text.split()
+    return text in emphasised or len(words) == 1 or (len(words) <= 4 and (
+        bool(_LABEL.match(text)) or all(w[0].isupper() or not w[0].isalpha() for w in words
+                                        if w.lower() not in _MINOR_WORDS)))
+
+
 def _line(line: str) -> tuple[bool, str]:
-    """(is a list item, its text without marker, markup or short title)."""
+    """(is a list item, its text without marker, markup or title)."""
     text = _HEADING.sub("", line.strip())
     bullet = _BULLET.match(text)
-    text = _clean(text[bullet.end():] if bullet else text)
+    raw = text[bullet.end():] if bullet else text
+    text = _clean(raw)
     numbered = _NUMBERED.match(text)
     if not (bullet or numbered):
         return False, text
     text = text[numbered.end():] if numbered else text
     title = _TITLE.match(text)
-    return True, _clean(text[title.end():] if title and len(title.group(0).split()) <= 4 else text)
+    emphasised = {_clean(m[2]).rstrip(": ") for m in _EMPHASIS.finditer(raw)}  # "**Start**:", "**Start:**"
+    return True, _clean(text[title.end():] if title and _is_title(title[1], emphasised) else text)
 
 
 def _list_items(lines: list[tuple[bool, str]]) -> list[str]:

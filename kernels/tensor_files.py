@@ -16,6 +16,10 @@ SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 class FileFormatError(ValueError):
     """A file exists but is not what the caller asked for; the message says what was found."""
 
+    # ComfyUI's error dialog names an error `<module>.<name>`, and ComfyUI imports the pack by its folder path: this
+    # reads "comfyui-i2v-adapter.FileFormatError" instead of "/…/custom_nodes/comfyui-i2v-adapter.kernels.…".
+    __module__ = "comfyui-i2v-adapter"
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):

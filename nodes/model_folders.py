@@ -12,9 +12,10 @@ WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pth", ".pt", ".ckpt", ".bin"}
 
 def register_model_folder(name: str, extensions: set[str]) -> None:
     folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
-    paths, _ = folder_paths.folder_names_and_paths[name]
-    # A folder name ComfyUI does not know accepts every extension; keep it to weight files.
-    folder_paths.folder_names_and_paths[name] = (paths, set(extensions))
+    paths, registered = folder_paths.folder_names_and_paths[name]
+    # Add to what other packs registered (AnimateDiff-Evolved: .pt2, .pkl, ...) in a new set, never one shared with
+    # other folders. No extensions at all (a name ComfyUI does not know) would list every file: ours only then.
+    folder_paths.folder_names_and_paths[name] = (paths, set(registered) | extensions)
 
 
 def missing_file_message(folder: str, filename: str) -> str | None:

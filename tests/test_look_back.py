@@ -1,4 +1,6 @@
 """Tier 1: look-back layers (Algorithm 1) in kernels/, and their files."""
+import re
+
 import pytest
 import torch
 from safetensors import safe_open
@@ -89,3 +91,22 @@ def test_weights_for_another_channel_layout_are_refused(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(FileFormatError, match="without look-back metadata"):
         read_look_back(tmp_path / "plain.safetensors")
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("depth", None, "lb.safetensors: its metadata has no look-back setting 'depth' (the trainer records depth, "
+                    "kernel, adapter_kernel): write the file again with training/train_adapter.py"),
+    ("kernel", "five", "lb.safetensors: the look-back setting 'kernel' is 'five', not a whole number: write the file "
+                       "again with training/train_adapter.py"),
+    ("adapter_kernel", "4", "lb.safetensors: its look-back settings are invalid: look-back depth must be ≥ 2 and "
+                            "kernels odd and positive (got depth 2, kernel 1, adapter kernel 4)"),
+    ("kernel", "-1", "lb.safetensors: its look-back settings are invalid: look-back depth must be ≥ 2 and kernels "
+                     "odd and positive (got depth 2, kernel -1, adapter kernel 1)"),
+])
+def test_a_missing_or_wrong_setting_in_the_file_is_named(tmp_path, setting, value, message):
+    write_look_back(tmp_path / "written.safetensors", LookBackLayers(SD15, depth=2, kernel=1, adapter_kernel=1))
+    with safe_open(str(tmp_path / "written.safetensors"), "pt") as f:
+        metadata = {k: v for k, v in f.metadata().items() if k != setting} | ({setting: value} if value else {})
+    save_file(load_file(str(tmp_path / "written.safetensors")), str(tmp_path / "lb.safetensors"), metadata=metadata)
+    with pytest.raises(FileFormatError, match=re.escape(message)):
+        read_look_back(tmp_path / "lb.safetensors")

@@ -1,5 +1,7 @@
 """Tier 1: AnimateDiff motion modules in kernels/: the math (against diffusers' own implementation) and the file
 layouts the community uses."""
+import re
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -100,3 +102,43 @@ def test_wrong_shapes_and_missing_keys_are_refused():
     del state[key]
     with pytest.raises(FileFormatError, match="1 keys missing"):
         motion_module_from_tensors(state, "mm")
+
+
+PE = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe"
+MALFORMED = {
+    "no down-block modules": (
+        lambda state: {k: v for k, v in state.items() if not k.startswith("down_blocks.")},
+        "mm.ckpt has no motion modules in its down blocks (only in mid_block, up_blocks); AnimateDiff motion modules "
+        "sit in every block"),
+    "no transformer blocks": (
+        lambda state: {k: v for k, v in state.items() if "transformer_blocks." not in k},
+        "mm.ckpt: its motion modules have no transformer blocks (no 'transformer_blocks.<n>.' keys)"),
+    "a flat position encoding": (
+        lambda state: {k: torch.zeros(32) if k.endswith(".pe") else v for k, v in state.items()},
+        f"mm.ckpt: {PE} is (32,); a position encoding is [1, frames ≥ 1, channels]"),
+    "a position encoding of no frames": (
+        lambda state: {k: v[:, :0] if k.endswith(".pe") else v for k, v in state.items()},
+        f"mm.ckpt: {PE} is (1, 0, 320); a position encoding is [1, frames ≥ 1, channels]"),
+    "an unknown diffusers key": (
+        lambda state: {"down_blocks.0.motion_modules.0.transformer_blocks.0.attn9.to_q.weight": torch.zeros(1)},
+        "mm.ckpt: unexpected key in a diffusers motion adapter: transformer_blocks.0.attn9.to_q.weight"),
+}
+
+
+@pytest.mark.parametrize("damage, message", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_files_are_refused_naming_the_file_and_the_fault(damage, message):
+    with pytest.raises(FileFormatError, match=re.escape(message)):
+        motion_module_from_tensors(damage(original_state()), "mm.ckpt")
+
+
+@pytest.mark.parametrize("config, fault", [
+    ("{not json", "is not valid JSON"),
+    ('["a list"]', "holds a list, not a JSON object"),
+    ('{"motion_max_seq_length": "32"}', "gives motion_max_seq_length '32'; it must be a whole number of frames ≥ 1"),
+    ('{"motion_max_seq_length": 0}', "gives motion_max_seq_length 0; it must be a whole number of frames ≥ 1"),
+])
+def test_a_damaged_config_beside_a_motion_module_is_named(tmp_path, config, fault):
+    save_file({"down_blocks.0.motion_modules.0.proj_in.weight": torch.zeros(1)}, str(tmp_path / "mm.safetensors"))
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises(FileFormatError, match=re.escape(f"config.json beside mm.safetensors {fault}")):
+        read_motion_module(tmp_path / "mm.safetensors")

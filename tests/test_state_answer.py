@@ -3,6 +3,7 @@ import pytest
 
 from comfyui_i2v_adapter.kernels.state_answer import answer_states, parse_answer, states_text
 from comfyui_i2v_adapter.kernels.state_prompt import AID_TEMPLATE, state_question
+from comfyui_i2v_adapter.kernels.state_schedule import schedule_string
 
 PAPER = ["Two hands hold a white sheet of paper at its top corners.",
          "The hands pull apart and a tear starts at the top edge.",
@@ -49,6 +50,44 @@ def test_a_wrapped_line_continues_its_state():
 def test_a_closing_remark_right_below_the_last_state_is_not_part_of_it():
     assert answer_states("1. The hand grips the paper.\n2. The paper tears.\nThat is the whole process.") == [
         "The hand grips the paper.", "The paper tears."]
+
+
+# A colon inside a state is part of the sentence, even after a short clause or a word such as "steps" or "stage".
+CLAUSES = ["The cat rises: its back arches slowly.",
+           "The cat steps off the mat: its paws spread.",
+           "A dancer walks onto the stage: the lights dim.",
+           "It stops: the tail stays up."]
+CLAUSE_ANSWERS = {
+    "numbered": "\n".join(f"{i}. {s}" for i, s in enumerate(CLAUSES, 1)),
+    "bullets": "\n".join(f"- {s}" for s in CLAUSES),
+    "State k:": "\n".join(f"State {i}: {s}" for i, s in enumerate(CLAUSES, 1)),
+    "bold titles": "\n".join(f"{i}. **Moment {i}:** {s}" for i, s in enumerate(CLAUSES, 1)),
+    "prose": " ".join(CLAUSES),
+    "prose after an intro": "The video unfolds in four stages: " + " ".join(CLAUSES),
+}
+
+
+@pytest.mark.parametrize("answer", CLAUSE_ANSWERS.values(), ids=CLAUSE_ANSWERS.keys())
+def test_a_clause_before_a_colon_is_part_of_the_state(answer):
+    result = parse_answer(answer, 4, "a cat wakes up")
+    assert result.states == CLAUSES and result.notes == []
+    assert states_text(result).startswith("1. The cat rises: its back arches slowly.\n")
+    assert schedule_string(result.states, 16).startswith('"0": "The cat rises: its back arches slowly.",\n')
+
+
+@pytest.mark.parametrize("item, state", [
+    ("State 1: Gripping the paper.", "Gripping the paper."),
+    ("- **Start**: the cat sits.", "the cat sits."),
+    ("1. Beginning: the cat sits.", "the cat sits."),
+    ("2. Middle stage: the cat stands.", "the cat stands."),
+    ("4. The end: the cat sleeps.", "the cat sleeps."),
+    ("- Initial state: the cat sleeps.", "the cat sleeps."),
+    ("3. Final Position: the cat lies down.", "the cat lies down."),
+    ("1. **The paper starts to tear:** a split opens.", "a split opens."),
+    ("1. __Frames 0-3__: the cat sits.", "the cat sits."),
+])
+def test_a_title_before_a_colon_is_not_part_of_the_state(item, state):
+    assert answer_states(item) == [state]
 
 
 def test_too_many_states_are_cut_and_the_text_says_so():

@@ -1,15 +1,18 @@
 """`python training/train_adapter.py` refuses bad input before any model loads, naming the flag and the fix."""
 import re
+from pathlib import Path
 
 import pytest
 import torch
+from accelerate import Accelerator
 from safetensors.torch import save_file
 
 from comfyui_i2v_adapter.kernels.motion_module import MotionModules
 from comfyui_i2v_adapter.kernels.unet_layout import SD15, SDXL
 from comfyui_i2v_adapter.tests.support.videos import write_broken_videos, write_video_folder
 from comfyui_i2v_adapter.training.base_checkpoint import UNET, base_family
-from comfyui_i2v_adapter.training.train_adapter import main
+from comfyui_i2v_adapter.training.checkpoints import Checkpoints
+from comfyui_i2v_adapter.training.train_adapter import config_from, main, parser
 
 
 def shape_only_checkpoint(path, cross=(320, 768), text="cond_stage_model.transformer."):
@@ -118,3 +121,50 @@ def test_a_missing_base_and_a_missing_data_folder(capsys, inputs):
     assert (code, err.strip()) == (1, f"error: --base {inputs / 'absent.safetensors'} does not exist")
     code, err = run(capsys, inputs, data="absent")
     assert (code, err.strip()) == (1, f"error: --data {inputs / 'absent'} does not exist")
+
+
+def test_both_modules_train_whichever_order_train_lists_them(inputs):
+    p = parser()
+    args = p.parse_args(["--base", "sd15.safetensors", "--data", "videos", "--train", "look_back", "i2v_adapter",
+                         "--out", str(inputs / "out/mine.safetensors"),
+                         "--look-back-out", str(inputs / "out/mine_look_back.safetensors")])
+    config = config_from(p, args)
+    assert config.train == ("i2v_adapter", "look_back")
+    assert config.outputs == {"i2v_adapter": inputs / "out/mine.safetensors",
+                              "look_back": inputs / "out/mine_look_back.safetensors"}
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--steps", "0", "--steps 0 must be at least 1 (optimizer steps)"),
+    ("--batch-size", "0", "--batch-size 0 must be at least 1 (clips per GPU per micro-step)"),
+    ("--gradient-accumulation", "0", "--gradient-accumulation 0 must be at least 1 (micro-steps per optimizer step; "
+                                     "1: no accumulation)"),
+    ("--workers", "-1", "--workers -1 must be at least 0 (data-loading processes per GPU; 0: load in the training "
+                        "process)"),
+    ("--warmup-steps", "-5", "--warmup-steps -5 must be at least 0 (steps of linear warm-up; 0: none)"),
+    ("--checkpoint-every", "0", "--checkpoint-every 0 must be at least 1 (steps between checkpoints)"),
+    ("--keep-checkpoints", "0", "--keep-checkpoints 0 must be at least 1 (the checkpoints kept; --resume latest "
+                                "continues from the newest)"),
+    ("--look-back-depth", "1", "--look-back-depth 1 must be at least 2 (frames in the look-back window, the frame "
+                               "itself included)"),
+    ("--look-back-kernel", "4", "--look-back-kernel 4 must be odd and at least 1 (a window centred on each pixel): "
+                                "use 3 or 5"),
+    ("--look-back-adapter-kernel", "0", "--look-back-adapter-kernel 0 must be odd and at least 1 (a window centred "
+                                        "on each pixel): use 3 or 5"),
+    ("--learning-rate", "0", "--learning-rate 0.0 must be a positive number (AdamW's step size, 0.0001 by default)"),
+    ("--learning-rate", "nan", "--learning-rate nan must be a positive number"),
+    ("--weight-decay", "-0.1", "--weight-decay -0.1 must be 0 or more (AdamW's decay; 0: none)"),
+    ("--max-grad-norm", "-1", "--max-grad-norm -1.0 must be 0 or more (the gradient norm clipped to; 0: no "
+                              "clipping)"),
+    ("--caption-dropout", "1.5", "--caption-dropout 1.5 must be between 0 and 1 (the share of clips trained with "
+                                 "the empty caption; 0.1 by default)"),
+    ("--caption-dropout", "-0.1", "--caption-dropout -0.1 must be between 0 and 1"),
+])
+def test_numeric_flags_out_of_range_are_refused_before_any_file_is_read(capsys, inputs, flag, value, message):
+    code, err = run(capsys, inputs, flag, value, base="absent.safetensors")  # a base read first would say so
+    assert code == 2 and message in err
+
+
+def test_checkpoints_keep_at_least_one():
+    with pytest.raises(ValueError, match="keep 0 checkpoints: keep at least 1, the one --resume continues from"):
+        Checkpoints(Path("unused"), Accelerator(cpu=True), None, 0, {})

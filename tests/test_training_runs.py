@@ -47,6 +47,23 @@ def test_modules_start_as_the_identity(seeded, tmp_path):
     assert torch.allclose(video.flatten(0, 1), plain.sample, atol=1e-5)
 
 
+def test_a_down_block_whose_last_skip_is_not_its_output_is_refused(tmp_path):
+    """The look-back hook replaces a down block's output and its last skip with the updated output, right only while
+    diffusers returns the output itself as the last skip. A hook that copies the skip stands for a diffusers that
+    does not (and the check must hold under python -O)."""
+    base = tiny_base()
+    copy_last_skip = lambda module, args, output: (output[0], (*output[1][:-1], output[1][-1].clone()))
+    copying = base.unet.down_blocks[0].register_forward_hook(copy_last_skip)  # runs before the look-back hook
+    model = build_video_unet(base, config(tmp_path, ("look_back",)), None)
+    try:
+        with torch.no_grad(), pytest.raises(RuntimeError, match=r"down_blocks.0: this diffusers \(.*\) no longer "
+                                                                  "returns the block's output as its last skip"):
+            model(torch.zeros(1, FRAMES, 4, 8, 8), torch.tensor([500]), base.text(["a disc moving"]).context)
+    finally:
+        model.remove()
+        copying.remove()
+
+
 def test_the_written_files_are_what_the_nodes_read(tmp_path):
     result = train(config(tmp_path, ("i2v_adapter", "look_back")), tiny_base(), SyntheticClips(8, FRAMES, 32),
                    log=quiet)

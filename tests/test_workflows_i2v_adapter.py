@@ -42,6 +42,13 @@ def test_a_file_that_is_no_adapter_is_refused(server, adapter_files):
         server.run(adapter_prompt(server, adapter_name="not_an_adapter.safetensors"))
 
 
+def test_a_file_error_is_named_briefly_in_comfyuis_error_dialog(server, adapter_files):
+    """ComfyUI imports the pack by its folder path and names an error by its module: not that path."""
+    with pytest.raises(ExecutionFailed) as failed:
+        server.run(adapter_prompt(server, adapter_name="not_an_adapter.safetensors"))
+    assert failed.value.exception_type == "comfyui-i2v-adapter.FileFormatError"
+
+
 def test_an_sdxl_adapter_on_an_sd15_checkpoint_is_refused(server, adapter_files):
     with pytest.raises(ExecutionFailed, match="This I2V-Adapter is for SDXL but the MODEL is SD1.5"):
         server.run(adapter_prompt(server, adapter_name="random_i2v_sdxl.safetensors"))

@@ -23,6 +23,8 @@ _NAME = re.compile(r"checkpoint-(\d{8})")
 class Checkpoints:
     def __init__(self, folder: Path, accelerator, model, keep: int, settings: dict):
         """`model`: the unwrapped VideoUNet; `settings`: what a resumed run must share with this one."""
+        if keep < 1:  # save() prunes with [:-keep], which keeps every checkpoint at 0
+            raise ValueError(f"keep {keep} checkpoints: keep at least 1, the one --resume continues from")
         self.folder, self.accelerator, self.model, self.keep, self.settings = folder, accelerator, model, keep, settings
         accelerator.register_save_state_pre_hook(self._save_weights)
         accelerator.register_load_state_pre_hook(self._load_weights)

@@ -9,6 +9,7 @@ Layers nodes read.
     python training/train_adapter.py                           (no arguments: a two-minute CPU demonstration)
 """
 import argparse
+import math
 import os
 import runpy
 import sys
@@ -104,12 +105,56 @@ def _output(p: argparse.ArgumentParser, flag: str, path: Path | None) -> Path:
     return path
 
 
+# flag: (its least value, what it counts)
+_AT_LEAST = {
+    "steps": (1, "optimizer steps"),
+    "batch_size": (1, "clips per GPU per micro-step"),
+    "gradient_accumulation": (1, "micro-steps per optimizer step; 1: no accumulation"),
+    "workers": (0, "data-loading processes per GPU; 0: load in the training process"),
+    "warmup_steps": (0, "steps of linear warm-up; 0: none"),
+    "checkpoint_every": (1, "steps between checkpoints"),
+    "keep_checkpoints": (1, "the checkpoints kept; --resume latest continues from the newest"),
+    "look_back_depth": (2, "frames in the look-back window, the frame itself included"),
+}
+
+
+def _check_numbers(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every numeric flag in its range, so that none fails deep in a run that has loaded its models."""
+    flag = lambda dest: "--" + dest.replace("_", "-")
+    for dest, (least, what) in _AT_LEAST.items():
+        value = getattr(args, dest)
+        if value is not None and value < least:
+            p.error(f"{flag(dest)} {value} must be at least {least} ({what})")
+    for dest in ("look_back_kernel", "look_back_adapter_kernel"):
+        value = getattr(args, dest)
+        if value < 1 or value % 2 == 0:
+            fix = f"use {value - 1} or {value + 1}" if value > 1 else "use 3 or 5"
+            p.error(f"{flag(dest)} {value} must be odd and at least 1 (a window centred on each pixel): {fix}")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        p.error(f"--learning-rate {args.learning_rate} must be a positive number (AdamW's step size, "
+                f"{p.get_default('learning_rate')} by default)")
+    for dest, what in (("weight_decay", "AdamW's decay; 0: none"),
+                       ("max_grad_norm", "the gradient norm clipped to; 0: no clipping")):
+        value = getattr(args, dest)
+        if not (math.isfinite(value) and value >= 0):
+            p.error(f"{flag(dest)} {value} must be 0 or more ({what})")
+    if not 0 <= args.caption_dropout <= 1:
+        p.error(f"--caption-dropout {args.caption_dropout} must be between 0 and 1 (the share of clips trained with "
+                f"the empty caption; {p.get_default('caption_dropout')} by default)")
+
+
+def _what_trains(args: argparse.Namespace) -> tuple[str, ...]:
+    """In TRAINABLE's order whatever the flag's: --out is the adapter's when both train, and a resume compares it."""
+    return tuple(name for name in TRAINABLE if name in args.train)
+
+
 def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
     """Everything that can be checked before a file is opened."""
     for flag in ("base", "data"):
         if getattr(args, flag) is None:
             p.error(f"--{flag} is required (run with no arguments at all for the built-in demonstration)")
-    train_what = tuple(dict.fromkeys(args.train))
+    _check_numbers(p, args)
+    train_what = _what_trains(args)
     outputs = {train_what[0]: _output(p, "--out", args.out)}
     if len(train_what) == 2:
         outputs["look_back"] = _output(p, "--look-back-out", args.look_back_out)
@@ -171,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.demo or (args.base is None and args.data is None):
             folder = args.out.parent if args.out else DEMO_FOLDER
-            run_demo(folder, tuple(dict.fromkeys(args.train)), steps=args.steps or DEMO_STEPS, resume=args.resume,
+            _check_numbers(p, args)
+            run_demo(folder, _what_trains(args), steps=args.steps or DEMO_STEPS, resume=args.resume,
                      progress=not args.no_progress)
             return 0
         config = config_from(p, args)

@@ -11,6 +11,7 @@ A video batch is [videos, frames, C, H, W]; the UNet sees its frames one after a
 The frame count is stored at each forward and read by the processors and hooks, also when gradient checkpointing
 recomputes them during the backward pass of the same batch.
 """
+import diffusers
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -128,7 +129,10 @@ class VideoUNet(nn.Module):
         def hook(module, args, output):
             if site.startswith("down_blocks."):  # (hidden, skip connections); the last skip is the output itself
                 hidden, skips = output
-                assert skips[-1] is hidden, f"{site}: diffusers no longer returns the block output as its last skip"
+                if skips[-1] is not hidden:  # replacing the last skip below is right only while it is the output
+                    raise RuntimeError(f"{site}: this diffusers ({diffusers.__version__}) no longer returns the "
+                                       "block's output as its last skip connection, which the look-back layer must "
+                                       "replace too; install a diffusers version where it does")
                 updated = self._run(layer, hidden)
                 return updated, (*skips[:-1], updated)
             return self._run(layer, output)

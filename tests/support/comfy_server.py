@@ -21,7 +21,12 @@ class PromptRejected(Exception):
 
 
 class ExecutionFailed(Exception):
-    """A node raised while the graph ran; the message is ComfyUI's execution_error."""
+    """A node raised while the graph ran; the message is ComfyUI's execution_error, `exception_type` the error's
+    type as ComfyUI's error dialog names it."""
+
+    def __init__(self, message: str, exception_type: str | None = None):
+        super().__init__(message)
+        self.exception_type = exception_type
 
 
 def free_port() -> int:
@@ -83,7 +88,9 @@ class ComfyServer:
             if entry and entry["status"].get("completed") is not None:
                 if entry["status"]["status_str"] == "error":
                     errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
-                    raise ExecutionFailed(errors[0]["exception_message"] if errors else json.dumps(entry["status"]))
+                    if not errors:
+                        raise ExecutionFailed(json.dumps(entry["status"]))
+                    raise ExecutionFailed(errors[0]["exception_message"], errors[0]["exception_type"])
                 return entry
             if self.process.poll() is not None:
                 raise RuntimeError(f"ComfyUI exited:\n{self.log_tail()}")
