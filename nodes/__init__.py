@@ -2,6 +2,7 @@
 from comfy_api.latest import ComfyExtension
 
 from .colour_drift import AnchorLatentColour, ColourMatch
+from .content_adapter_nodes import ApplyContentAdapter, LoadContentAdapter
 from .frame_similarity_prior import FrameSimilarityPrior
 from .i2v_adapter_nodes import ApplyI2VAdapter, LoadI2VAdapter
 from .temporal_layer_nodes import ApplyLookBackLayers, ApplyMotionModule, LoadLookBackLayers, LoadMotionModule
@@ -11,7 +12,7 @@ from .video_latent import I2VVideoLatent
 
 class I2VAdapterExtension(ComfyExtension):
     async def get_node_list(self):
-        return [LoadI2VAdapter, ApplyI2VAdapter, I2VVideoLatent,
+        return [LoadI2VAdapter, ApplyI2VAdapter, I2VVideoLatent, LoadContentAdapter, ApplyContentAdapter,
                 LoadMotionModule, ApplyMotionModule, LoadLookBackLayers, ApplyLookBackLayers,
                 FrameSimilarityPrior, ColourMatch, AnchorLatentColour,
                 LoadVisionLanguageModel, DecomposePromptIntoStates]

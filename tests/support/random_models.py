@@ -99,3 +99,74 @@ def write_random_motion_modules(folder, seed: int = 1) -> dict[str, str]:
     save_file(diffusers_state, str(folder / files["diffusers"]))  # without the encodings, as diffusers may save it
     adapter.save_config(str(folder / "random_motion_adapter"))
     return files
+
+
+def random_ip_adapter_plus(family, image_features: int = 1280, seed: int = 3) -> dict[str, torch.Tensor]:
+    """h94's IP-Adapter Plus keys (`image_proj.…`, `ip_adapter.<2k+1>.to_k_ip.weight`) with random values: the
+    Resampler of ip-adapter-plus_sd15 (768 wide, 12 heads) or ip-adapter-plus_sdxl_vit-h (1280, 20 heads), 4 layers,
+    16 queries, reading CLIP features `image_features` wide."""
+    from ...kernels.unet_layout import cross_attention_layers
+
+    hidden, out = (768, 768) if family.name == "sd15" else (1280, 2048)
+    shapes = {"latents": (1, 16, hidden), "proj_in.weight": (hidden, image_features), "proj_in.bias": (hidden,),
+              "proj_out.weight": (out, hidden), "proj_out.bias": (out,), "norm_out.weight": (out,),
+              "norm_out.bias": (out,)}
+    for i in range(4):
+        layer = f"layers.{i}"
+        shapes |= {f"{layer}.0.norm1.weight": (hidden,), f"{layer}.0.norm1.bias": (hidden,),
+                   f"{layer}.0.norm2.weight": (hidden,), f"{layer}.0.norm2.bias": (hidden,),
+                   f"{layer}.0.to_q.weight": (hidden, hidden), f"{layer}.0.to_kv.weight": (2 * hidden, hidden),
+                   f"{layer}.0.to_out.weight": (hidden, hidden), f"{layer}.1.0.weight": (hidden,),
+                   f"{layer}.1.0.bias": (hidden,), f"{layer}.1.1.weight": (4 * hidden, hidden),
+                   f"{layer}.1.3.weight": (hidden, 4 * hidden)}
+    tensors = {f"image_proj.{k}": v for k, v in random_like(shapes, seed, torch.float32).items()}
+    tensors["image_proj.latents"] = torch.randn(1, 16, hidden, generator=torch.Generator().manual_seed(seed)) / hidden ** 0.5
+    layers = {f"ip_adapter.{2 * k + 1}.{name}": (dim, family.context_dim)
+              for k, (_, dim) in enumerate(cross_attention_layers(family)) for name in ("to_k_ip.weight", "to_v_ip.weight")}
+    return tensors | random_like(layers, seed + 1, torch.float32)
+
+
+def write_ip_adapter_bin(path, tensors: dict[str, torch.Tensor]) -> None:
+    """As h94's `.bin`: {"image_proj": {...}, "ip_adapter": {...}}."""
+    nested = {"image_proj": {}, "ip_adapter": {}}
+    for key, value in tensors.items():
+        part, name = key.split(".", 1)
+        nested[part][name] = value.half()
+    torch.save(nested, path)
+
+
+CLIP_VISION_H = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+
+
+def write_random_clip_vision_h(path, seed: int = 4) -> None:
+    """A CLIP ViT-H image encoder (ComfyUI's clip_vision_config_h.json, the width IP-Adapter Plus reads) with random
+    weights, in the key layout ComfyUI's Load CLIP Vision detects. 632 M parameters, fp16."""
+    import json
+    from pathlib import Path
+
+    import comfy.clip_model
+    import comfy.ops
+
+    config = json.loads((Path(comfy.clip_model.__file__).parent / "clip_vision_config_h.json").read_text())
+    with torch.device("meta"):
+        model = comfy.clip_model.CLIPVisionModelProjection(config, torch.float16, None, comfy.ops.disable_weight_init)
+    save_file(random_like(_shapes(model, ""), seed), str(path))
+
+
+def small_clip_vision(width: int = 64, seed: int = 5):
+    """ComfyUI's own CLIP vision model (the CLIP_VISION a loader gives) at a small width, with random weights."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import comfy.clip_vision
+
+    config = {"hidden_act": "gelu", "hidden_size": width, "image_size": 224, "intermediate_size": 4 * width,
+              "layer_norm_eps": 1e-5, "model_type": "clip_vision_model", "num_attention_heads": 4, "num_channels": 3,
+              "num_hidden_layers": 3, "patch_size": 14, "projection_dim": width}
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "config.json").write_text(json.dumps(config))
+        clip_vision = comfy.clip_vision.ClipVisionModel(str(Path(folder) / "config.json"))
+    shapes = {k: v.shape for k, v in clip_vision.get_sd().items()}
+    clip_vision.load_sd(random_like(shapes, seed, torch.float32))
+    return clip_vision

@@ -1,0 +1,74 @@
+"""The Content-Adapter as a MODEL patch for the stock samplers: an attn2 replace on every cross-attention adds
+`weight · Attn(Q, K_ip, V_ip)` to the text attention, before attn2's output projection (as the official release).
+
+The image tokens are fixed for a graph, so their keys and values are computed once, when the node runs, for the
+conditional side (the image) and the unconditional side (CLIP of all-zero pixel values, as the official release);
+sampling then costs one small attention per attn2 and no adapter weights on the GPU.
+"""
+import torch
+
+import comfy.model_management
+
+from ..kernels.content_adapter import image_attention
+from ..kernels.content_adapter_file import ContentAdapterFile
+from .patch_support import SharedPatch, attention_patch_keys, host_attention
+from .unet_families import family_of_model
+
+NODE = "Apply Content-Adapter"
+ENCODERS = {1024: "ViT-L", 1152: "SigLIP", 1280: "ViT-H", 1664: "ViT-bigG"}  # by hidden width
+
+
+def image_features(clip_vision, image: torch.Tensor) -> torch.Tensor:
+    """[2, tokens, width]: the penultimate CLIP hidden states of the first image (centre-cropped to a square, as the
+    CLIP image processor of the official release), and of all-zero pixel values. Zero pixel values are the mean
+    colour after CLIP's normalisation; encode_image would round such a picture to 8 bits first, so the encoder is
+    called on them directly."""
+    cond = clip_vision.encode_image(image[:1], crop=True)["penultimate_hidden_states"]
+    comfy.model_management.load_model_gpu(clip_vision.patcher)
+    zeros = torch.zeros(1, 3, clip_vision.image_size, clip_vision.image_size, device=clip_vision.load_device)
+    uncond = clip_vision.model(pixel_values=zeros, intermediate_output=-2)[1]
+    return torch.cat([cond.float().cpu(), uncond.float().cpu()])
+
+
+class ImageAttention(SharedPatch):
+    """attn2 replace for one layer: the text attention (or the replace that was there before), plus the image
+    tokens' attention of each chunk's side: cond_or_uncond 0 reads row 0 (the image), 1 row 1 (zero pixels)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, weight: float, previous=None):
+        self.keys, self.values, self.weight, self.previous = keys, values, weight, previous
+
+    def __call__(self, q, k, v, extra_options):
+        attend = host_attention(extra_options, extra_options["attn_precision"])
+        out = self.previous(q, k, v, extra_options) if self.previous else attend(q, k, v, extra_options["n_heads"])
+        sides = torch.tensor(extra_options.get("cond_or_uncond", [0]), dtype=torch.long)
+        image = image_attention(q, self.keys[sides].to(q), self.values[sides].to(q), extra_options["n_heads"], attend)
+        return out + (image if self.weight == 1.0 else image * self.weight)
+
+
+def _encoder_name(width: int) -> str:
+    return f"{ENCODERS[width]}, {width} wide" if width in ENCODERS else f"{width} wide"
+
+
+def apply_content_adapter(model, adapter: ContentAdapterFile, clip_vision, image: torch.Tensor, weight: float):
+    family = family_of_model(model, NODE)
+    if family is not adapter.family:
+        raise ValueError(f"{NODE}: this Content-Adapter ({adapter.source}) is for {adapter.family.label} but the MODEL "
+                         f"is {family.label}: use ip-adapter-plus_{'sd15' if family.name == 'sd15' else 'sdxl_vit-h'} "
+                         f"for {family.label}.")
+    features = image_features(clip_vision, image)
+    wanted = adapter.shape.image_features
+    if features.shape[-1] != wanted:
+        raise ValueError(f"{NODE}: the CLIP vision model gives features of {_encoder_name(features.shape[-1])}, but this "
+                         f"Content-Adapter reads {_encoder_name(wanted)}. Load the image encoder it was trained with "
+                         f"in Load CLIP Vision (for IP-Adapter Plus: CLIP-ViT-H-14-laion2B-s32B-b79K).")
+    with torch.no_grad():
+        built = adapter.build()
+        layers = built.keys_values(built.image_tokens(features))
+    keys = attention_patch_keys(model.model.model_config.unet_config, "attn2")
+    patched = model.clone()
+    replaced = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
+    for path, k, v in layers:
+        block, number, index = keys[path]
+        previous = replaced.get((block, number, index)) or replaced.get((block, number))
+        patched.set_model_attn2_replace(ImageAttention(k, v, weight, previous), block, number, index)
+    return patched
