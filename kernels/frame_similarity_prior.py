@@ -66,8 +66,13 @@ def degraded_frames(reference: torch.Tensor, frames: int, p: float, blur_kernel:
                     seed: int) -> torch.Tensor:
     """D(x) for `frames` frames of the reference [1, C, H, W]: a fresh mask per frame and element, seeded."""
     check_degradation(p, blur_kernel, blur_sigma)
+    generator = torch.Generator().manual_seed(seed)
+    keep = torch.rand((frames,) + tuple(reference.shape[1:]), generator=generator) < p
+    return degrade(reference, keep, blur_kernel, blur_sigma)
+
+
+def degrade(reference: torch.Tensor, keep: torch.Tensor, blur_kernel: int, blur_sigma: float) -> torch.Tensor:
+    """M ∘ x + (1 − M) ∘ GaussianBlur(x) for each mask M of `keep` [frames, C, H, W] (True keeps the original)."""
     reference = reference[:1].float()
     blurred = gaussian_blur(reference, blur_kernel, blur_sigma)
-    generator = torch.Generator().manual_seed(seed)
-    keep = torch.rand((frames,) + tuple(reference.shape[1:]), generator=generator).to(reference.device) < p
-    return torch.where(keep, reference, blurred)
+    return torch.where(keep.to(reference.device), reference, blurred)

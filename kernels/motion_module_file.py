@@ -136,6 +136,10 @@ def motion_module_from_tensors(tensors: dict[str, torch.Tensor], name: str, conf
 
 def read_motion_module(path: str | os.PathLike) -> MotionModuleFile:
     """An AnimateDiff `.ckpt` (loaded with weights_only=True) or `.safetensors`, or a diffusers MotionAdapter
-    `.safetensors` (its `config.json` beside it, if any, gives the maximum frame count)."""
-    tensors, _ = load_tensors(path)
+    `.safetensors` (its `config.json` beside it, if any, gives the maximum frame count). Only the motion modules
+    are read from a larger file, such as the official I2V-Adapter bundle animatediff_v15_v1_ipplus.pth (a whole
+    UNet: SD1.5 weights, v1 motion modules and IP-Adapter weights)."""
+    tensors, _ = load_tensors(path, keep=lambda key: "motion_modules." in key or "temporal_attentions" in key)
+    if not tensors:  # no motion module: read it all, to say what it holds
+        tensors, _ = load_tensors(path)
     return motion_module_from_tensors(tensors, Path(path).name, _diffusers_max_frames(Path(path)))

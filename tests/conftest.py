@@ -8,25 +8,31 @@ import torch
 
 runpy.run_path(str(Path(__file__).resolve().parents[1] / "standalone.py"))
 
+from comfyui_i2v_adapter.tests.support import official  # noqa: E402
 from comfyui_i2v_adapter.tests.support.comfyui import NOT_FOUND, find_comfyui, import_comfyui  # noqa: E402
 
 COMFYUI = find_comfyui()
+OFFICIAL = official.find_official()
 
 
 def pytest_report_header(config):
-    return f"tier 2: ComfyUI at {COMFYUI}" if COMFYUI else f"tier 2: SKIPPED. {NOT_FOUND}"
+    return [f"tier 2: ComfyUI at {COMFYUI}" if COMFYUI else f"tier 2: SKIPPED. {NOT_FOUND}",
+            f"tier 3: the official release at {OFFICIAL[0]}, run by {OFFICIAL[1]}" if OFFICIAL
+            else f"tier 3: SKIPPED. {official.NOT_FOUND}"]
 
 
 def pytest_collection_modifyitems(config, items):
-    if COMFYUI is None:
-        for item in items:
-            if "comfyui" in item.keywords:
-                item.add_marker(pytest.mark.skip(reason=NOT_FOUND))
+    for item in items:
+        if COMFYUI is None and "comfyui" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=NOT_FOUND))
+        elif OFFICIAL is None and "official" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=official.NOT_FOUND))
 
 
 def pytest_terminal_summary(terminalreporter):
-    if COMFYUI is None:
-        terminalreporter.write_line(f"WARNING {NOT_FOUND}", yellow=True, bold=True)
+    for missing, message in ((COMFYUI is None, NOT_FOUND), (OFFICIAL is None, official.NOT_FOUND)):
+        if missing:
+            terminalreporter.write_line(f"WARNING {message}", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

@@ -153,6 +153,15 @@ def write_random_clip_vision_h(path, seed: int = 4) -> None:
     save_file(random_like(_shapes(model, ""), seed), str(path))
 
 
+def small_clip_vision_config(width: int = 64) -> dict:
+    """A CLIP vision model `width` wide, 3 layers, ViT-H's patch and image size: a config both ComfyUI and
+    transformers read."""
+    return {"architectures": ["CLIPVisionModelWithProjection"], "model_type": "clip_vision_model", "hidden_act": "gelu",
+            "hidden_size": width, "image_size": 224, "intermediate_size": 4 * width, "layer_norm_eps": 1e-5,
+            "num_attention_heads": 4, "num_channels": 3, "num_hidden_layers": 3, "patch_size": 14,
+            "projection_dim": width}
+
+
 def small_clip_vision(width: int = 64, seed: int = 5):
     """ComfyUI's own CLIP vision model (the CLIP_VISION a loader gives) at a small width, with random weights."""
     import json
@@ -161,11 +170,8 @@ def small_clip_vision(width: int = 64, seed: int = 5):
 
     import comfy.clip_vision
 
-    config = {"hidden_act": "gelu", "hidden_size": width, "image_size": 224, "intermediate_size": 4 * width,
-              "layer_norm_eps": 1e-5, "model_type": "clip_vision_model", "num_attention_heads": 4, "num_channels": 3,
-              "num_hidden_layers": 3, "patch_size": 14, "projection_dim": width}
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "config.json").write_text(json.dumps(config))
+        (Path(folder) / "config.json").write_text(json.dumps(small_clip_vision_config(width)))
         clip_vision = comfy.clip_vision.ClipVisionModel(str(Path(folder) / "config.json"))
     shapes = {k: v.shape for k, v in clip_vision.get_sd().items()}
     clip_vision.load_sd(random_like(shapes, seed, torch.float32))
