@@ -168,3 +168,46 @@ def test_numeric_flags_out_of_range_are_refused_before_any_file_is_read(capsys, 
 def test_checkpoints_keep_at_least_one():
     with pytest.raises(ValueError, match="keep 0 checkpoints: keep at least 1, the one --resume continues from"):
         Checkpoints(Path("unused"), Accelerator(cpu=True), None, 0, {})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--content-adapter", "plus.bin"], "--content-adapter and --image-encoder go together"),
+    (["--image-encoder", "clip.safetensors"], "--content-adapter and --image-encoder go together"),
+    (["--content-adapter-weights", "bundle.pth"], "--content-adapter-weights replaces the attention weights of "
+                                                  "--content-adapter; give that too"),
+])
+def test_content_adapter_flags_come_together(capsys, inputs, flags, message):
+    code, err = run(capsys, inputs, *flags)
+    assert code == 2 and message in err
+
+
+def test_an_sdxl_content_adapter_for_an_sd15_base_is_refused_before_loading(capsys, inputs):
+    from comfyui_i2v_adapter.tests.support.random_models import random_ip_adapter_plus
+    save_file(random_ip_adapter_plus(SDXL), str(inputs / "plus_sdxl.safetensors"))
+    save_file({"vision_model.embeddings.patch_embedding.weight": torch.zeros(1280, 3, 14, 14)},
+              str(inputs / "clip.safetensors"))
+    code, err = run(capsys, inputs, "--content-adapter", str(inputs / "plus_sdxl.safetensors"),
+                    "--image-encoder", str(inputs / "clip.safetensors"))
+    assert code == 1 and "is for SDXL but the base is SD1.5" in err
+
+
+@pytest.mark.parametrize("motion, flags, schedule, across", [
+    (None, [], "linear (SD default)", False),
+    ("v1", [], "sqrt_linear (AnimateDiff)", True),
+    ("v3", [], "sqrt_linear (AnimateDiff)", False),
+    ("v1", ["--beta-schedule", "linear", "--groupnorm", "per-frame"], "linear (SD default)", False),
+    ("v3", ["--groupnorm", "across-frames"], "sqrt_linear (AnimateDiff)", True),
+])
+def test_the_noise_schedule_and_groupnorm_follow_the_motion_module(inputs, motion, flags, schedule, across):
+    from comfyui_i2v_adapter.training.train_adapter import prepare
+    argv = ["--base", str(shape_only_checkpoint(inputs / "sd15.safetensors")), "--data", str(inputs / "videos"),
+            "--out", str(inputs / "out/mine.safetensors"), "--frames", "4", "--stride", "2", "--resolution", "64",
+            "--no-progress", *flags]
+    if motion:
+        frames = 24 if motion == "v1" else 32
+        argv += ["--motion-module", str(zero_motion_module(inputs / f"mm_{motion}.ckpt", SD15, frames))]
+    p = parser()
+    args = p.parse_args(argv)
+    config = config_from(p, args)
+    prepare(config, args)
+    assert (config.noise_schedule.label, config.group_norm_across_frames) == (schedule, across)

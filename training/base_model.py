@@ -1,18 +1,13 @@
-"""The frozen base the adapters train on: UNet, VAE and text encoders, the noise schedule, and the encoding of
-video clips into the latents the UNet sees."""
+"""The frozen base the adapters train on: UNet, VAE and text encoders, and the encoding of video clips into the
+latents the UNet sees."""
 from dataclasses import dataclass
 
 import torch
-from diffusers import DDPMScheduler
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
 from ..kernels.unet_layout import SDXL, UNetFamily
 from .text_encoders import Conditioning, TextEncoder
-
-# SD1.5's and SDXL's training schedule (ComfyUI's "linear" 0.00085..0.012 over 1000 steps, epsilon prediction).
-NOISE_SCHEDULE = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                               beta_schedule="scaled_linear", prediction_type="epsilon")
 
 
 @dataclass

@@ -23,11 +23,12 @@ class MicroBatch:
     moments: torch.Tensor | None = None  # ... or [B, F, 2C, h, w] with their embeddings (cached)
     context: torch.Tensor | None = None
     pooled: torch.Tensor | None = None
+    image_tokens: torch.Tensor | None = None  # the Content-Adapter's, cached
 
 
 def collate(items: list, valid: list[bool], dropped: list[bool], failures: list[str]) -> MicroBatch:
     stacked = {}
-    for name in ("pixels", "moments", "context", "pooled", "geometry"):
+    for name in ("pixels", "moments", "context", "pooled", "image_tokens", "geometry"):
         if getattr(items[0], name, None) is not None:
             stacked[name] = torch.stack([getattr(item, name) for item in items])
     if hasattr(items[0], "caption"):

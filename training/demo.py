@@ -57,14 +57,14 @@ def train_and_compare(base, world, held_out, config: TrainConfig, log=print) -> 
     """Train on `world` as on real videos, then compare held-out losses: identity start, trained, and trained with
     every clip given another clip's first frame."""
     identity = build_video_unet(base, config, None)
-    untrained = held_out_loss(identity, base, held_out)
+    untrained = held_out_loss(identity, base, held_out, config.noise_schedule)
     identity.remove()
     log(f"2/3 training {' and '.join(config.train)} on {FRAMES}-frame clips ({config.steps} steps, checkpoints in "
         f"{config.run_dir})")
     result = train(config, base, world)
     model = trained_model(base, result.outputs)
-    trained = held_out_loss(model, base, held_out)
-    swapped = held_out_loss(model, base, held_out, swap_first_frames=True)
+    trained = held_out_loss(model, base, held_out, config.noise_schedule)
+    swapped = held_out_loss(model, base, held_out, config.noise_schedule, swap_first_frames=True)
     model.remove()
     log(f"3/3 held-out denoising loss on frames 1..{FRAMES - 1} of {len(held_out)} unseen clips:\n"
         f"    zero-initialised: {untrained:.4f}\n"

@@ -2,6 +2,7 @@
 timesteps, so that two models are compared on exactly the same draws."""
 import torch
 
+from ..kernels.noise_schedule import NoiseSchedule
 from .denoising import noised_video, video_loss
 from .seeds import generator as seeded
 
@@ -9,7 +10,8 @@ TIMESTEPS = (100, 300, 500, 700, 900)
 
 
 @torch.no_grad()
-def held_out_loss(model, base, clips, seed: int = 0, swap_first_frames: bool = False, chunk: int = 8) -> float:
+def held_out_loss(model, base, clips, schedule: NoiseSchedule, seed: int = 0, swap_first_frames: bool = False,
+                  chunk: int = 8) -> float:
     """Mean loss on frames 1..F-1 over every clip and timestep. `swap_first_frames`: each video gets the next
     video's first frame instead of its own (the control: an adapter that uses frame 0 gets worse)."""
     device = next(model.parameters()).device
@@ -24,6 +26,6 @@ def held_out_loss(model, base, clips, seed: int = 0, swap_first_frames: bool = F
         for first in range(0, len(items), chunk):
             part = slice(first, first + chunk)
             timesteps = torch.full((latents[part].shape[0],), step, device=device)
-            prediction = model(noised_video(latents[part], noise[part], timesteps), timesteps, context[part])
+            prediction = model(noised_video(latents[part], noise[part], timesteps, schedule), timesteps, context[part])
             total += video_loss(prediction, noise[part]).sum().item()
     return total / (len(items) * len(TIMESTEPS))

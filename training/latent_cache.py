@@ -1,5 +1,5 @@
-"""Optional on-disk cache of VAE posteriors and caption embeddings (--cache-latents): encoded once before training,
-after which the VAE and the text encoders leave the GPU.
+"""Optional on-disk cache of VAE posteriors, caption embeddings and the Content-Adapter's image tokens
+(--cache-latents): encoded once before training, after which the VAE and the text and image encoders leave the GPU.
 
 One clip per video is cached (its start drawn once from the seed), so every epoch sees the same frames of a video;
 caption dropout still varies (the empty caption's embedding is computed once per run). Files are keyed by the
@@ -26,6 +26,7 @@ class CachedClip:
     context: torch.Tensor        # [tokens, dim]
     pooled: torch.Tensor | None  # [dim] (SDXL)
     geometry: torch.Tensor
+    image_tokens: torch.Tensor | None = None  # [queries, dim] (Content-Adapter)
 
 
 class CachedClips:
@@ -40,7 +41,8 @@ class CachedClips:
 
     def clip(self, index: int, generator: torch.Generator | None = None) -> CachedClip:
         tensors = load_file(str(self.files[index]))
-        return CachedClip(tensors["moments"], tensors["context"], tensors.get("pooled"), tensors["geometry"])
+        return CachedClip(tensors["moments"], tensors["context"], tensors.get("pooled"), tensors["geometry"],
+                          tensors.get("image_tokens"))
 
     def placeholder(self) -> CachedClip:
         return CachedClip(**{k: torch.zeros_like(v) if v is not None else None
@@ -52,9 +54,9 @@ def _file(folder: Path, key: dict, identity: str) -> Path:
     return folder / f"{digest}.safetensors"
 
 
-def cache_clips(clips, base, folder: Path, key: dict, accelerator, log, progress: bool = True) -> CachedClips:
+def cache_clips(clips, base, image, folder: Path, key: dict, accelerator, log, progress: bool = True) -> CachedClips:
     """Encode every clip not cached yet (each process its share), then list the cached ones. `key`: what else the
-    cache depends on (base, clip shape, seed)."""
+    cache depends on (base, Content-Adapter, clip shape, seed). `image`: the Content-Adapter's conditioning, if any."""
     folder.mkdir(parents=True, exist_ok=True)
     files = [_file(folder, key, clips.identity(i)) for i in range(len(clips))]
     mine = range(accelerator.process_index, len(clips), accelerator.num_processes)
@@ -71,6 +73,8 @@ def cache_clips(clips, base, folder: Path, key: dict, accelerator, log, progress
         tensors = {"moments": moments.half(), "context": conditioning.context[0], "geometry": clip.geometry}
         if conditioning.pooled is not None:
             tensors["pooled"] = conditioning.pooled[0]
+        if image is not None:
+            tensors["image_tokens"] = image.tokens(clip.pixels[None, 0])[0]
         save_safetensors(files[index], tensors, {"video": clips.describe(index)})
     accelerator.wait_for_everyone()
     cached = [i for i in range(len(clips)) if files[i].exists()]

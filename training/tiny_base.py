@@ -15,7 +15,9 @@ from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..kernels.unet_layout import TINY
-from .base_model import NOISE_SCHEDULE, BaseModel
+from ..kernels.noise_schedule import SD_DEFAULT
+from .base_model import BaseModel
+from .denoising import scheduler_for
 from .seeds import generator as seeded
 from .text_encoders import TextEncoder
 
@@ -79,9 +81,9 @@ def fit_tiny_base(base: BaseModel, clips, steps: int, batch: int = 32, learning_
         pixels = torch.stack([c.pixels[f] for c, f in zip(chosen, frames)]).unsqueeze(1)
         latents = base.latents(base.encode_video(pixels), draw)[:, 0]
         noise = torch.randn(latents.shape, generator=draw)
-        t = torch.randint(0, NOISE_SCHEDULE.config.num_train_timesteps, (batch,), generator=draw)
+        t = torch.randint(0, SD_DEFAULT.timesteps, (batch,), generator=draw)
         context = base.text([c.caption for c in chosen]).context
-        prediction = base.unet(NOISE_SCHEDULE.add_noise(latents, noise, t), t, context).sample
+        prediction = base.unet(scheduler_for(SD_DEFAULT).add_noise(latents, noise, t), t, context).sample
         loss = F.mse_loss(prediction, noise)
         optimizer.zero_grad()
         loss.backward()

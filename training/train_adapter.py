@@ -20,15 +20,21 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads s
 runpy.run_path(str(Path(__file__).resolve().parents[1] / "standalone.py"))
 
 from comfyui_i2v_adapter.kernels.motion_module_file import read_motion_module  # noqa: E402
+from comfyui_i2v_adapter.kernels.noise_schedule import (ANIMATEDIFF, ANIMATEDIFF_SDXL, SD_DEFAULT,  # noqa: E402
+                                                        NoiseSchedule, animatediff_schedule)
 from comfyui_i2v_adapter.kernels.tensor_files import FileFormatError  # noqa: E402
 from comfyui_i2v_adapter.training.base_checkpoint import base_family, load_base, tensor_shapes  # noqa: E402
 from comfyui_i2v_adapter.training.demo import DEMO_FOLDER, DEMO_STEPS, run_demo  # noqa: E402
+from comfyui_i2v_adapter.training.image_conditioning import load_image_conditioning  # noqa: E402
 from comfyui_i2v_adapter.training.trainer import TRAINABLE, TrainConfig, TrainingDiverged, train  # noqa: E402
 from comfyui_i2v_adapter.training.video_clips import ClipShape, NoUsableVideos, VideoClips  # noqa: E402
 from comfyui_i2v_adapter.training.video_sources import list_videos  # noqa: E402
 
 
 DEFAULT_STEPS = 10000
+AUTOSELECT = "autoselect"
+BETA_SCHEDULES = {"sqrt_linear": ANIMATEDIFF, "linear_adxl": ANIMATEDIFF_SDXL, "linear": SD_DEFAULT}  # ComfyUI's names
+GROUP_NORMS = [AUTOSELECT, "across-frames", "per-frame"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,7 +43,19 @@ def parser() -> argparse.ArgumentParser:
     add("--demo", action="store_true", help="the built-in CPU demonstration (also what runs without --base and --data)")
     add("--base", type=Path, help="single-file SD1.5 or SDXL checkpoint (.safetensors or .ckpt), frozen")
     add("--motion-module", type=Path, help="AnimateDiff motion module for the base (v1/v2/v3, SDXL beta, "
-                                           "diffusers), frozen")
+                                           "diffusers, or the official I2V-Adapter bundle), frozen")
+    add("--beta-schedule", choices=[AUTOSELECT, *BETA_SCHEDULES], default=AUTOSELECT,
+        help="the noise schedule of training (and of the written file's metadata). autoselect: the motion module's "
+             "(AnimateDiff's sqrt_linear for SD1.5, linear_adxl for SDXL), else SD's linear; the names are ComfyUI's")
+    add("--groupnorm", choices=GROUP_NORMS, default=AUTOSELECT,
+        help="the base's ResNet GroupNorms: across-frames (AnimateDiff v1 and the official release) or per-frame; "
+             "autoselect: across frames with a v1 motion module")
+    add("--content-adapter", type=Path, help="IP-Adapter Plus (h94's ip-adapter-plus_sd15 or _sdxl_vit-h), frozen "
+                                             "as part of the base, as the paper trained; needs --image-encoder")
+    add("--content-adapter-weights", type=Path, help="take the Content-Adapter's attention weights from this file "
+                                                     "(the official bundle animatediff_v15_v1_ipplus.pth)")
+    add("--image-encoder", type=Path, help="the CLIP image encoder of --content-adapter (CLIP ViT-H, transformers "
+                                           "layout, as in ComfyUI's models/clip_vision)")
     add("--data", type=Path, help="folder of videos with same-name .txt captions, a .csv (videoid,name or path,text) "
                                   "or a .jsonl ({\"video\", \"caption\"} per line)")
     add("--video-folder", type=Path, help="where a WebVid CSV's <videoid>.mp4 files are")
@@ -143,6 +161,12 @@ def _check_numbers(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
                 f"the empty caption; {p.get_default('caption_dropout')} by default)")
 
 
+def _noise_schedule(args: argparse.Namespace, motion) -> NoiseSchedule:
+    if args.beta_schedule == AUTOSELECT:
+        return animatediff_schedule(motion.family.name) if motion else SD_DEFAULT
+    return BETA_SCHEDULES[args.beta_schedule]
+
+
 def _what_trains(args: argparse.Namespace) -> tuple[str, ...]:
     """In TRAINABLE's order whatever the flag's: --out is the adapter's when both train, and a resume compares it."""
     return tuple(name for name in TRAINABLE if name in args.train)
@@ -165,6 +189,10 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
                 f"and {args.stride}")
     if args.mixed_precision == "fp16" and not _cuda():
         p.error("--mixed-precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
+    if (args.content_adapter is None) != (args.image_encoder is None):
+        p.error("--content-adapter and --image-encoder go together: the Resampler reads that encoder's features")
+    if args.content_adapter_weights is not None and args.content_adapter is None:
+        p.error("--content-adapter-weights replaces the attention weights of --content-adapter; give that too")
     width, height = _resolution(p, args.resolution)
     return TrainConfig(
         train=train_what, outputs=outputs, run_dir=args.run_dir or Path("runs") / outputs[train_what[0]].stem,
@@ -186,7 +214,8 @@ def _cuda() -> bool:
 
 
 def prepare(config: TrainConfig, args: argparse.Namespace):
-    """(clips, motion module) after checking that the base, the motion module and the videos fit together."""
+    """(clips, motion module, Content-Adapter conditioning) after checking that the base, the motion module, the
+    Content-Adapter and the videos fit together; sets the noise schedule and GroupNorm they imply."""
     if not args.base.is_file():
         raise FileNotFoundError(f"--base {args.base} does not exist")
     family = base_family(tensor_shapes(args.base), args.base.name)
@@ -200,13 +229,22 @@ def prepare(config: TrainConfig, args: argparse.Namespace):
         if config.frames > motion.max_frames:
             raise ValueError(f"--frames {config.frames} is more than --motion-module {args.motion_module.name} "
                              f"handles ({motion.max_frames}, its position encoding's length)")
+    config.noise_schedule = _noise_schedule(args, motion)
+    config.group_norm_across_frames = args.groupnorm == "across-frames" or (
+        args.groupnorm == AUTOSELECT and motion is not None and motion.version == "v1")
+    image = None
+    if args.content_adapter is not None:
+        for flag in ("content_adapter", "content_adapter_weights", "image_encoder"):
+            if getattr(args, flag) is not None and not getattr(args, flag).is_file():
+                raise FileNotFoundError(f"--{flag.replace('_', '-')} {getattr(args, flag)} does not exist")
+        image = load_image_conditioning(args.content_adapter, args.image_encoder, args.content_adapter_weights, family)
     entries, notes = list_videos(args.data, args.video_folder)
     for note in notes:
         print(note)
     shape = ClipShape(config.frames, config.stride, config.width, config.height)
     clips = VideoClips(entries, shape, str(args.data), progress=config.progress)
     print(clips.report())
-    return clips, motion
+    return clips, motion, image
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
                      progress=not args.no_progress)
             return 0
         config = config_from(p, args)
-        clips, motion = prepare(config, args)
+        clips, motion, image = prepare(config, args)
         base = load_base(args.base, args.tokenizer)
         print(f"training {' and '.join(config.train)} on {base.family.label} {args.base.name}"
-              f"{f' + {motion.version} motion module' if motion else ''}; checkpoints in {config.run_dir}")
-        result = train(config, base, clips, motion)
+              f"{f' + {motion.version} motion module' if motion else ''}"
+              f"{f' + Content-Adapter {image.name}' if image else ''} ({config.noise_schedule.label} noise "
+              f"schedule, GroupNorm {'across frames' if config.group_norm_across_frames else 'per frame'}); "
+              f"checkpoints in {config.run_dir}")
+        result = train(config, base, clips, motion, image)
     except KeyboardInterrupt as stopped:
         print(f"\n{stopped or 'interrupted'}", file=sys.stderr)
         return 130

@@ -17,12 +17,14 @@ from ..kernels.first_frame_attention import I2VAdapter
 from ..kernels.look_back import LookBackLayers
 from ..kernels.look_back_file import write_look_back
 from ..kernels.motion_module_file import MotionModuleFile
+from ..kernels.noise_schedule import SD_DEFAULT, NoiseSchedule
 from ..kernels.tensor_files import atomic_path
 from ..kernels.unet_layout import SDXL
 from .base_model import BaseModel
 from .batches import MicroBatch, MicroBatches, micro_batches
 from .checkpoints import Checkpoints
 from .denoising import draw_noise, noised_video, video_loss
+from .image_conditioning import ImageConditioning
 from .latent_cache import cache_clips
 from .seeds import generator as seeded
 from .text_encoders import Conditioning
@@ -63,6 +65,8 @@ class TrainConfig:
     look_back: dict = field(default_factory=lambda: dict(depth=5, kernel=5, adapter_kernel=3, dense=False))
     save_dtype: str = "fp16"
     progress: bool = True
+    noise_schedule: NoiseSchedule = SD_DEFAULT  # the base's and its motion modules' (kernels.noise_schedule)
+    group_norm_across_frames: bool = False      # AnimateDiff v1's GroupNorm (kernels.frame_group_norm)
 
 
 @dataclass
@@ -77,9 +81,10 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
-def build_video_unet(base: BaseModel, config: TrainConfig, motion: MotionModuleFile | None) -> VideoUNet:
+def build_video_unet(base: BaseModel, config: TrainConfig, motion: MotionModuleFile | None,
+                     image: ImageConditioning | None = None) -> VideoUNet:
     """The trainable modules at their identity start: W'_Q copied from each attn1's W_Q with W'_O zero, and zeroed
-    look-back layers; motion modules loaded and frozen."""
+    look-back layers; motion modules and the Content-Adapter loaded and frozen."""
     adapter = look_back = motion_modules = None
     if "i2v_adapter" in config.train:
         adapter = I2VAdapter(base.family)
@@ -89,7 +94,9 @@ def build_video_unet(base: BaseModel, config: TrainConfig, motion: MotionModuleF
         look_back = LookBackLayers(base.family, **config.look_back)
     if motion is not None:
         motion_modules = motion.build()
-    return VideoUNet(base.unet, base.family, adapter, look_back, motion_modules)
+    return VideoUNet(base.unet, base.family, adapter, look_back, motion_modules,
+                     content_adapter=image.adapter if image else None,
+                     group_norm_across_frames=config.group_norm_across_frames)
 
 
 def _optimizer(params: list, config: TrainConfig):
@@ -103,18 +110,24 @@ def _optimizer(params: list, config: TrainConfig):
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def _inputs(base: BaseModel, batch: MicroBatch, empty: Conditioning | None, generator, device):
-    """(latents, conditioning, SDXL added conditioning) of a micro-batch, decoded or cached."""
+def _inputs(base: BaseModel, image: ImageConditioning | None, batch: MicroBatch, empty: Conditioning | None,
+            empty_image: torch.Tensor | None, generator, device):
+    """(latents, conditioning, SDXL added conditioning, image tokens) of a micro-batch, decoded or cached. A dropped
+    caption drops the image with it (unconditional tokens)."""
+    drop = batch.dropped.to(device)
+    pick = lambda given, blank: torch.where(drop.view(-1, *[1] * (given.ndim - 1)), blank.to(given), given)
     if batch.pixels is not None:
         moments = base.encode_video(batch.pixels.to(device))
         conditioning = base.text(["" if drop else caption for caption, drop in zip(batch.captions, batch.dropped)])
+        tokens = image.tokens(batch.pixels[:, 0]) if image else None
     else:
         moments = batch.moments.to(device)
-        drop = batch.dropped.to(device)
-        pick = lambda cached, blank: torch.where(drop.view(-1, *[1] * (cached.ndim - 1)), blank.to(cached), cached)
         conditioning = Conditioning(pick(batch.context.to(device), empty.context),
                                     None if batch.pooled is None else pick(batch.pooled.to(device), empty.pooled))
-    return base.latents(moments, generator), conditioning, base.added_cond(conditioning, batch.geometry.to(device))
+        tokens = batch.image_tokens
+    tokens = None if tokens is None else pick(tokens.to(device), empty_image)
+    return (base.latents(moments, generator), conditioning, base.added_cond(conditioning, batch.geometry.to(device)),
+            tokens)
 
 
 class _StopRequest:
@@ -136,10 +149,12 @@ class _StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def _settings(base: BaseModel, config: TrainConfig, motion, accelerator) -> dict:
+def _settings(base: BaseModel, config: TrainConfig, motion, image, accelerator) -> dict:
     """What a resumed run must share with the run it continues."""
     return {"train": list(config.train), "base": base.name, "family": base.family.name,
-            "motion_module": motion.version if motion else None, "frames": config.frames, "stride": config.stride,
+            "motion_module": motion.version if motion else None, "content_adapter": image.name if image else None,
+            "noise_schedule": config.noise_schedule.label, "group_norm_across_frames": config.group_norm_across_frames,
+            "frames": config.frames, "stride": config.stride,
             "width": config.width, "height": config.height, "batch_size": config.batch_size,
             "gradient_accumulation": config.gradient_accumulation, "processes": accelerator.num_processes,
             "seed": config.seed, "cache_latents": config.cache_latents,
@@ -154,11 +169,14 @@ def _keep_log_up_to(log_file: Path, step: int) -> None:
             Path(temporary).write_text("".join(line + "\n" for line in kept))
 
 
-def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motion, step: int) -> None:
+def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motion, image, step: int) -> None:
     dtype = DTYPES[config.save_dtype]
     metadata = {"base_checkpoint": base.name, "resolution": f"{config.width}x{config.height}",
                 "frames": config.frames, "stride": config.stride, "steps": step,
                 "learning_rate": config.learning_rate, "motion_module": motion.version if motion else "none",
+                "noise_schedule": config.noise_schedule.label,
+                "group_norm": "across frames" if config.group_norm_across_frames else "per frame",
+                "content_adapter": image.name if image else "none",
                 "trainer": "comfyui-i2v-adapter training/train_adapter.py"}
     if "i2v_adapter" in config.train:
         state = {k: v.detach().to(dtype) for k, v in model.i2v_adapter.state_dict().items()}
@@ -168,13 +186,14 @@ def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motio
 
 
 def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile | None = None,
-          log=tqdm.write) -> TrainingResult:
-    """Train on `clips` (VideoClips or SyntheticClips) and write config.outputs; returns the loss per step."""
+          image: ImageConditioning | None = None, log=tqdm.write) -> TrainingResult:
+    """Train on `clips` (VideoClips or SyntheticClips) and write config.outputs; returns the loss per step. `image`:
+    the frozen Content-Adapter, when the base has one."""
     accelerator = Accelerator(mixed_precision=config.mixed_precision,
                               gradient_accumulation_steps=config.gradient_accumulation)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
     device, dtype = accelerator.device, DTYPES[config.mixed_precision]
-    video_unet = build_video_unet(base, config, motion)
+    video_unet = build_video_unet(base, config, motion, image)
     try:
         # SDXL's VAE overflows in fp16; the frozen parts run in the mixed-precision dtype, the trained ones in fp32.
         base.to(device, dtype, vae_dtype=torch.float32 if base.family is SDXL and dtype == torch.float16 else None)
@@ -182,13 +201,15 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
             getattr(video_unet, name).to(device, torch.float32)
         if video_unet.motion_modules is not None:
             video_unet.motion_modules.to(device, dtype)
+        if image is not None:
+            image.to(device, dtype)
         if config.gradient_checkpointing:
             video_unet.enable_gradient_checkpointing()
         params = [p for name in config.train for p in getattr(video_unet, name).parameters()]
         model, optimizer = accelerator.prepare(video_unet, _optimizer(params, config))
 
         checkpoints = Checkpoints(config.run_dir / "checkpoints", accelerator, video_unet, config.keep_checkpoints,
-                                  _settings(base, config, motion, accelerator))
+                                  _settings(base, config, motion, image, accelerator))
         start, last_saved = 0, None
         if not config.resume and checkpoints.complete():
             raise ValueError(f"{checkpoints.folder} already holds checkpoints (up to "
@@ -202,15 +223,17 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                 start = checkpoints.load(last_saved)["step"]
                 log(f"resumed from {last_saved} at step {start}")
 
-        empty = None
+        empty, empty_image = None, image.unconditional_tokens() if image else None
         if config.cache_latents:
             key = {"base": base.name, "frames": config.frames, "stride": config.stride,
-                   "size": [config.width, config.height], "seed": config.seed}
-            clips = cache_clips(clips, base, config.cache_dir or config.run_dir / "latent_cache", key, accelerator, log,
-                                config.progress)
+                   "size": [config.width, config.height], "seed": config.seed,
+                   "content_adapter": image.name if image else None}
+            clips = cache_clips(clips, base, image, config.cache_dir or config.run_dir / "latent_cache", key,
+                                accelerator, log, config.progress)
             empty = base.text([""])
-            base.vae.to("cpu")
-            base.text.to("cpu")
+            for frozen in (base.vae, base.text, image.encoder if image else None):
+                if frozen is not None:
+                    frozen.to("cpu")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
@@ -239,10 +262,11 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                     skipped += len(batch.failures)
                     draw = seeded(config.seed, step, micro, accelerator.process_index, 4)
                     with accelerator.accumulate(model):
-                        latents, conditioning, added = _inputs(base, batch, empty, draw, device)
-                        noise, timesteps = draw_noise(latents, draw)
-                        noisy = noised_video(latents, noise, timesteps)
-                        prediction = model(noisy, timesteps, conditioning.context, added)
+                        latents, conditioning, added, tokens = _inputs(base, image, batch, empty, empty_image, draw,
+                                                                       device)
+                        noise, timesteps = draw_noise(latents, draw, config.noise_schedule)
+                        noisy = noised_video(latents, noise, timesteps, config.noise_schedule)
+                        prediction = model(noisy, timesteps, conditioning.context, added, tokens)
                         valid = batch.valid.to(device)
                         loss = (video_loss(prediction, noise) * valid).sum() / valid.sum().clamp(min=1)
                         if not torch.isfinite(accelerator.gather(loss.detach().reshape(1))).all():
@@ -275,7 +299,7 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                                             "--resume latest")
         bar.close()
         if main:
-            _write_outputs(video_unet, base, config, motion, config.steps)
+            _write_outputs(video_unet, base, config, motion, image, config.steps)
         accelerator.wait_for_everyone()
         return TrainingResult(losses, step_seconds, {name: config.outputs[name] for name in config.train}, skipped)
     finally:

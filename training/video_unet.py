@@ -6,6 +6,10 @@
   output of every down block (after its downsampler; that output is also the block's last skip connection, as in
   ComfyUI where the layer sits inside the input block), the middle block and every up block (after its upsampler).
   Both through forward hooks, so diffusers is not forked (nodes/unet_injection.py places them in ComfyUI).
+- Content-Adapter (frozen): an attention processor on every attn2 adds the image tokens' attention to the text
+  attention before attn2's to_out (as nodes/content_adapter_patch.py does with attn2 replace patches).
+- GroupNorm across frames (AnimateDiff v1): every ResNet norm and the output norm replaced by a view of itself that
+  normalises each video's frames together (as nodes/frame_group_norm_patch.py object-patches them).
 
 A video batch is [videos, frames, C, H, W]; the UNet sees its frames one after another, as ComfyUI batches them.
 The frame count is stored at each forward and read by the processors and hooks, also when gradient checkpointing
@@ -13,11 +17,14 @@ recomputes them during the backward pass of the same batch.
 """
 import diffusers
 import torch
+from diffusers.models.resnet import ResnetBlock2D
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..kernels.attention import sdpa_attention
+from ..kernels.content_adapter import ContentAdapter, ImageKeyValue, image_attention
 from ..kernels.first_frame_attention import FirstFrameBranch, I2VAdapter
+from ..kernels.frame_group_norm import VideoBatch, across_frames
 from ..kernels.look_back import LookBackLayers
 from ..kernels.motion_module import MotionModules
 from ..kernels.unet_layout import UNetFamily
@@ -25,6 +32,10 @@ from ..kernels.unet_layout import UNetFamily
 
 class FrameCount:
     value = 0
+
+
+class ImageTokens:
+    value: torch.Tensor | None = None  # [videos, queries, context] of the current batch
 
 
 class FirstFrameProcessor:
@@ -39,6 +50,29 @@ class FirstFrameProcessor:
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
         out = attn.to_out[1](attn.to_out[0](sdpa_attention(q, k, v, attn.heads)))
         return out + self.branch(hidden_states, k, v, self.frames.value, attn.heads)
+
+
+class ImageAttentionProcessor:
+    """attn2 of diffusers: (Attn(Q, K_text, V_text) + Attn(Q, K_ip, V_ip)) W_O, the official IPAdapterAttention."""
+
+    def __init__(self, layer: ImageKeyValue, tokens: ImageTokens):
+        self.layer, self.tokens = layer, tokens
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args,
+                 **kwargs):
+        q, k, v = attn.to_q(hidden_states), attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
+        tokens = self.tokens.value.to(q)
+        out = sdpa_attention(q, k, v, attn.heads) + image_attention(
+            q, self.layer.to_k_ip(tokens), self.layer.to_v_ip(tokens), attn.heads)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def _group_norm_sites(unet: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(parent, attribute) of every GroupNorm the official UNet3D applies to 5-D tensors: each ResNet's two norms
+    and the output norm (the transformers' norms stay per frame)."""
+    sites = [(module, name) for module in unet.modules() if isinstance(module, ResnetBlock2D)
+             for name in ("norm1", "norm2")]
+    return sites + [(unet, "conv_norm_out")]
 
 
 def _hidden_of(output):
@@ -65,13 +99,25 @@ class VideoUNet(nn.Module):
     optional), called on video batches. The adapter and the look-back layers are what trains; the rest is frozen."""
 
     def __init__(self, unet: nn.Module, family: UNetFamily, i2v_adapter: I2VAdapter | None = None,
-                 look_back: LookBackLayers | None = None, motion_modules: MotionModules | None = None):
+                 look_back: LookBackLayers | None = None, motion_modules: MotionModules | None = None,
+                 content_adapter: ContentAdapter | None = None, group_norm_across_frames: bool = False):
         super().__init__()
         self.unet, self.family, self.frames = unet, family, FrameCount()
         self.i2v_adapter, self.look_back, self.motion_modules = i2v_adapter, look_back, motion_modules
+        self.content_adapter, self.image_tokens, self.video_batch = content_adapter, ImageTokens(), VideoBatch()
         self.checkpoint_layers = False
         unet.requires_grad_(False)
-        self._processors, self._hooks = {}, []
+        self._processors, self._hooks, self._norms = {}, [], []
+        if content_adapter is not None:
+            content_adapter.requires_grad_(False)
+            for path in content_adapter.layer_paths:
+                attention = unet.get_submodule(path)
+                self._processors[path] = attention.processor
+                attention.set_processor(ImageAttentionProcessor(content_adapter.get_submodule(path), self.image_tokens))
+        if group_norm_across_frames:
+            for parent, name in _group_norm_sites(unet):
+                self._norms.append((parent, name, getattr(parent, name)))
+                setattr(parent, name, across_frames(getattr(parent, name), self.video_batch))
         if i2v_adapter is not None:
             for path, branch in i2v_adapter.branches():
                 attention = unet.get_submodule(path)
@@ -91,7 +137,9 @@ class VideoUNet(nn.Module):
             self.unet.get_submodule(path).set_processor(processor)
         for hook in self._hooks:
             hook.remove()
-        self._processors, self._hooks = {}, []
+        for parent, name, norm in self._norms:
+            setattr(parent, name, norm)
+        self._processors, self._hooks, self._norms = {}, [], []
 
     @property
     def trained(self) -> list[str]:
@@ -139,12 +187,15 @@ class VideoUNet(nn.Module):
         return hook
 
     def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                added_cond: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+                added_cond: dict[str, torch.Tensor] | None = None, image_tokens: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """latents: [videos, frames, C, H, W] (frame 0 the clean reference); timesteps: [videos], one per video;
-        context: [videos, tokens, dim]; added_cond: SDXL's per-video text_embeds and time_ids. Returns the
-        predicted noise, [videos, frames, C, H, W]."""
+        context: [videos, tokens, dim]; added_cond: SDXL's per-video text_embeds and time_ids; image_tokens: the
+        Content-Adapter's [videos, queries, dim]. Returns the predicted noise, [videos, frames, C, H, W]."""
         videos, frames = latents.shape[:2]
-        self.frames.value = frames
+        if (self.content_adapter is None) != (image_tokens is None):
+            raise ValueError("image tokens go with a Content-Adapter, and a Content-Adapter needs them")
+        self.frames.value, self.video_batch.videos, self.image_tokens.value = frames, videos, image_tokens
         per_frame = lambda t: t.repeat_interleave(frames, dim=0)
         extra = {"added_cond_kwargs": {k: per_frame(v) for k, v in added_cond.items()}} if added_cond else {}
         out = self.unet(latents.flatten(0, 1), per_frame(timesteps), per_frame(context), return_dict=False, **extra)[0]
