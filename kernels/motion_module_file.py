@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .motion_module import MotionModules, sinusoidal_encoding
-from .tensor_files import FileFormatError, load_tensors
+from .tensor_files import FileFormatError, load_tensors, save_safetensors
 from .unet_layout import SD15, SDXL, UNetFamily
 
 _SITE = re.compile(r"((?:down_blocks|up_blocks)\.\d+|mid_block)\.motion_modules\.\d+")
@@ -143,3 +143,9 @@ def read_motion_module(path: str | os.PathLike) -> MotionModuleFile:
     if not tensors:  # no motion module: read it all, to say what it holds
         tensors, _ = load_tensors(path)
     return motion_module_from_tensors(tensors, Path(path).name, _diffusers_max_frames(Path(path)))
+
+
+def write_motion_module(path: str | os.PathLike, motion: MotionModuleFile, **metadata: str) -> None:
+    """Atomically write `motion` as a `.safetensors` file in the original AnimateDiff layout, which this pack and
+    AnimateDiff-Evolved read."""
+    save_safetensors(path, motion.state_dict, {"version": motion.version, **metadata})

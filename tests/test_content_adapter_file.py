@@ -123,3 +123,45 @@ def test_a_bin_holding_anything_but_tensors_is_refused(tmp_path):
                tmp_path / "evil.bin")
     with pytest.raises(FileFormatError, match="a safe load \\(weights_only=True\\) refused it"):
         read_content_adapter(tmp_path / "evil.bin")
+
+
+def test_the_converter_splits_the_official_bundle(h94_bin, h94_sd15, tmp_path):
+    """--bundle: the v1 motion modules in the original AnimateDiff layout and the Content-Adapter in h94's layout
+    (the bundle's attention weights, h94's Resampler), each read back as from the bundle itself."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from comfyui_i2v_adapter.kernels.motion_module import MotionModules
+    from comfyui_i2v_adapter.kernels.motion_module_file import read_motion_module
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in MotionModules(SD15, 24, mid_block=False).state_dict().items()}
+    motion = {k: torch.full((1,), float(i)).expand(s) for i, (k, s) in enumerate(shapes.items())}
+    torch.save(_bundle_keys(h94_sd15) | motion, tmp_path / "animatediff_v15_v1_ipplus.pth")
+    script = Path(__file__).resolve().parents[1] / "training" / "convert_official_i2v.py"
+    done = subprocess.run([sys.executable, str(script), "--bundle", str(tmp_path / "animatediff_v15_v1_ipplus.pth"),
+                           "--image-proj", str(h94_bin), "--motion-module-out", str(tmp_path / "mm.safetensors"),
+                           "--content-adapter-out", str(tmp_path / "plus.safetensors")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "SD1.5 v1 motion modules" in done.stdout and "Content-Adapter (IP-Adapter Plus)" in done.stdout
+    split, whole = read_motion_module(tmp_path / "mm.safetensors"), read_motion_module(tmp_path / "animatediff_v15_v1_ipplus.pth")
+    assert (split.version, split.max_frames) == ("v1", 24)
+    assert all(torch.equal(split.state_dict[k], whole.state_dict[k]) for k in whole.state_dict)
+    converted = read_content_adapter(tmp_path / "plus.safetensors")
+    direct = read_content_adapter(h94_bin, tmp_path / "animatediff_v15_v1_ipplus.pth")
+    assert converted.h94_state().keys() == direct.h94_state().keys()
+    assert all(torch.equal(converted.h94_state()[k], v) for k, v in direct.h94_state().items())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--bundle", "b.pth"], "--bundle needs --motion-module-out, --content-adapter-out or both"),
+    (["--bundle", "b.pth", "--content-adapter-out", "c.safetensors"], "needs --image-proj"),
+    (["--motion-module-out", "m.safetensors"], "split --bundle; give it"),
+    (["i2v_module.pth"], "give both source and target"),
+])
+def test_the_converter_refuses_incomplete_commands(flags, message, capsys):
+    from comfyui_i2v_adapter.training.convert_official_i2v import main
+    with pytest.raises(SystemExit):
+        main(flags)
+    assert message in capsys.readouterr().err
