@@ -12,7 +12,6 @@ The official release always runs it at weight 1, its unconditional side on the C
 from dataclasses import dataclass
 
 import torch
-from diffusers.models.embeddings import IPAdapterPlusImageProjection
 from torch import nn
 
 from .attention import Attention, sdpa_attention
@@ -44,6 +43,8 @@ class ContentAdapter(nn.Module):
     `…attn2.to_k_ip.weight` keys are the official bundle's."""
 
     def __init__(self, family: UNetFamily, shape: ResamplerShape, dtype=None, device=None):
+        from diffusers.models.embeddings import IPAdapterPlusImageProjection  # here: diffusers imports slowly
+
         super().__init__()
         self.family, self.shape = family, shape
         self.image_proj = IPAdapterPlusImageProjection(
