@@ -79,9 +79,9 @@ class DecomposePromptIntoStates(io.ComfyNode):
                                 tooltip="What happens in the video, e.g. 'tearing paper into two pieces'."),
                 io.Int.Input("states", default=4, min=1, max=64,
                              tooltip="How many states the model is asked for (AID: four). At most one per frame."),
-                io.Int.Input("frames", default=16, min=1, max=4096,
-                             tooltip="Frames in the video: the same number as the video latent's frames. State i "
-                                     "of N starts at frame round(i·frames/N)."),
+                io.Latent.Input("latent", tooltip="The video latent the conditioning is for (I2V Video Latent or the "
+                                                  "Frame Similarity Prior): one conditioning row per frame. State i "
+                                                  "of N starts at frame round(i·frames/N)."),
                 io.Float.Input("blend_frames", default=2.0, min=0.0, max=256.0, step=0.5,
                                tooltip="Width in frames of the linear cross-fade between one state's embedding and "
                                        "the next, centred on the boundary; 0 cuts hard."),
@@ -93,8 +93,9 @@ class DecomposePromptIntoStates(io.ComfyNode):
                 io.Float.Input("temperature", default=0.0, min=0.0, max=2.0, step=0.05,
                                tooltip="0: greedy, the same answer every time. Above 0: sampling at this "
                                        "temperature (the model's own top-k/top-p off), repeatable with the seed."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
-                             tooltip="Seed of the sampling; unused when temperature is 0."),
+                io.Int.Input("sampling_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
+                             tooltip="Seed of the model's sampling; unused when temperature is 0. Fixed, so that a "
+                                     "re-queue does not run the model again."),
                 io.Int.Input("max_image_side", default=768, min=64, max=4096, step=8,
                              tooltip="Images are shrunk to at most this many pixels a side before the model sees "
                                      "them: the model's cost grows with the image area."),
@@ -113,14 +114,15 @@ class DecomposePromptIntoStates(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, vlm, clip, images, instruction, states, frames, blend_frames, template, max_new_tokens,
-                temperature, seed, max_image_side):
+    def execute(cls, vlm, clip, images, instruction, states, latent, blend_frames, template, max_new_tokens,
+                temperature, sampling_seed, max_image_side):
+        frames = latent["samples"].shape[0]
         try:  # bad inputs stop the node before the model runs
             question = state_question(template, instruction, states)
             state_starts(frames, states)
         except ValueError as e:
             raise ValueError(f"{NODE}: {e}") from None
-        answer = ask(vlm, pictures(images, max_image_side), question, max_new_tokens, temperature, seed)
+        answer = ask(vlm, pictures(images, max_image_side), question, max_new_tokens, temperature, sampling_seed)
         result = parse_answer(answer, states, instruction)
         for note in result.notes:
             logging.warning("%s: %s", NODE, note)

@@ -17,8 +17,8 @@ ASTRONAUT = ["The astronaut stands still, holding the flag pole.", "The astronau
 CHATTY = ("Sure! Here are the four states:\n\n" + "\n".join(f"{i}. **Step {i}:** {s}" for i, s in enumerate(ASTRONAUT, 1))
           + "\n\nI hope this helps!")
 MAX_TOKENS = 256
-DEFAULTS = dict(instruction=INSTRUCTION, states=4, frames=16, blend_frames=2.0, template=AID_TEMPLATE,
-                max_new_tokens=MAX_TOKENS, temperature=0.0, seed=0, max_image_side=768)
+DEFAULTS = dict(instruction=INSTRUCTION, states=4, blend_frames=2.0, template=AID_TEMPLATE,
+                max_new_tokens=MAX_TOKENS, temperature=0.0, max_image_side=768)
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +58,13 @@ def load(name, **options):
     return LoadVisionLanguageModel.execute(name, **options).result[0]
 
 
-def decompose(vlm, clip, images=None, **inputs):
+def decompose(vlm, clip, images=None, frames=16, seed=0, **inputs):
+    """The node on a video latent of `frames` frames (the conditioning gets one row per frame)."""
     from comfyui_i2v_adapter.nodes.state_decomposition_nodes import DecomposePromptIntoStates
     images = astronaut() if images is None else images
-    return DecomposePromptIntoStates.execute(vlm, clip, images, **dict(DEFAULTS, **inputs)).result
+    latent = {"samples": torch.zeros(frames, 4, 8, 8)}
+    return DecomposePromptIntoStates.execute(vlm, clip, images, **dict(DEFAULTS, latent=latent, sampling_seed=seed,
+                                                                         **inputs)).result
 
 
 def encoded(clip, text):
