@@ -105,6 +105,18 @@ def look_back_file(comfy_base) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ade(comfyui, comfy_base, motion_files):
+    """AnimateDiff-Evolved from the checkout's custom_nodes, imported into this process; its models folder
+    (models/animatediff_models) holds the random motion modules. Skips when the pack is not there."""
+    from comfyui_i2v_adapter.tests.support.custom_node_packs import ADE, load_pack, missing, pack_folder
+
+    if pack_folder(comfyui, ADE) is None:
+        pytest.skip(missing(comfyui, ADE))
+    load_pack(comfyui, ADE, comfy_base)
+    return motion_files
+
+
+@pytest.fixture(scope="session")
 def server(comfyui, comfy_base):
     """A ComfyUI server on comfy_base with the pack installed; the reference picture is in its input folder."""
     from PIL import Image
