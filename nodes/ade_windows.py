@@ -34,6 +34,14 @@ def ade_window_with_reference_in_front(transformer_options: dict, device):
         motion_models.set_video_length(len(window), full_length)
 
 
+def ade_context_length(model_patcher, frames: int) -> int | None:
+    """The longest context window ADE's context options give a video of `frames` frames, if they give windows."""
+    params = model_patcher.get_attachment(ADE_PARAMS)
+    lengths = [c.context_length for c in getattr(getattr(params, "context_options", None), "contexts", [])
+               if c.context_length and frames > c.context_length and c.context_schedule not in _WHOLE_VIDEO_SCHEDULES]
+    return max(lengths, default=None)
+
+
 def check_ade_windows(model_patcher, frames: int, node: str) -> None:
     """Before the first step: a window with the reference in front must fit ADE's motion models' position
     encodings (ADE checks the context length alone), and their per-frame inputs, if any, must cover it."""

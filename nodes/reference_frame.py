@@ -4,7 +4,7 @@ import torch
 
 import comfy.patcher_extension
 
-from .ade_windows import ade_window_with_reference_in_front, check_ade_windows
+from .ade_windows import ade_context_length, ade_window_with_reference_in_front, check_ade_windows
 from .patch_support import REFERENCE_IN_FRONT, check_video_latent, frame_0_rows, lacks_reference
 
 PIN_KEY = "i2v_reference_frame"
@@ -63,6 +63,17 @@ def _in_front(batch: torch.Tensor, chunks: int) -> torch.Tensor:
     """One more row in front of each chunk, a copy of the chunk's first row (the reference goes into x's)."""
     video = batch.reshape(chunks, -1, *batch.shape[1:])
     return torch.cat([video[:, :1], video], dim=1).reshape(-1, *batch.shape[1:])
+
+
+def frames_per_call(guider, frames: int) -> tuple[int, int | None]:
+    """(the most frames of one video a UNet call gets, the context length if windows are used): with context
+    windows (ComfyUI's or AnimateDiff-Evolved's) the context length, plus the reference put in front."""
+    handler = guider.model_options.get("context_handler")
+    length = handler.context_length if handler is not None and frames > handler.context_length else None
+    length = length or ade_context_length(guider.model_patcher, frames)
+    if length is None:
+        return frames, None
+    return length + bool(guider.model_patcher.get_wrappers(WRAPPERS.OUTER_SAMPLE, PIN_KEY)), length
 
 
 def pin_reference_frame(patched, reference: torch.Tensor, node: str) -> None:

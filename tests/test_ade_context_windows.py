@@ -44,8 +44,8 @@ def gen1_model(model, motion_name: str, context):
 
 
 def gen2_model(model, motion, context):
-    """Gen2: Apply AnimateDiff Model + Use Evolved Sampling on a motion model from Load AnimateDiff Model."""
-    m_models = node("ADE_ApplyAnimateDiffModelSimple").apply_motion_model(motion)[0]
+    """Gen2: Apply AnimateDiff Model (of a motion model from Load AnimateDiff Model, if any) + Use Evolved Sampling."""
+    m_models = motion and node("ADE_ApplyAnimateDiffModelSimple").apply_motion_model(motion)[0]
     return node("ADE_UseEvolvedSampling").use_evolved_sampling(model, "autoselect", m_models=m_models,
                                                                context_options=context)[0]
 
@@ -101,10 +101,10 @@ def conds(sd15):
     return encode(sd15[1], "an astronaut waving"), encode(sd15[1], "blurry")
 
 
-def ksample(model, conds, latent, steps=1):
-    """KSampler (euler / normal, CFG 3) as the stock node runs it, on conditioning encoded once."""
+def ksample(model, conds, latent, cfg=3.0):
+    """KSampler (euler / normal, 1 step) as the stock node runs it, on conditioning encoded once."""
     import nodes
-    return nodes.common_ksampler(model, 0, steps, 3.0, "euler", "normal", *conds, latent)[0]["samples"]
+    return nodes.common_ksampler(model, 0, 1, cfg, "euler", "normal", *conds, latent)[0]["samples"]
 
 
 @pytest.mark.parametrize("gen, context, look_back", CASES,
@@ -153,3 +153,23 @@ def test_windows_too_long_for_the_reference_in_front_are_refused_before_the_firs
                                          r"handles at most 32\. Set the context options' context_length to 31 or less"):
         ksample(patched, conds, latent)
     assert not seen
+
+
+def with_our_motion(model, path):
+    from comfyui_i2v_adapter.kernels.motion_module_file import read_motion_module
+    from comfyui_i2v_adapter.nodes.temporal_layer_nodes import ApplyMotionModule
+    return ApplyMotionModule.execute(model, read_motion_module(path), 1.0).result[0]
+
+
+def test_our_motion_module_under_ade_context_options_takes_more_frames_than_it_covers(sd15, ade, conds):
+    """Apply Motion Module (v1: 24 frames) under ADE's windows of 16 samples 25 frames; windows of 24 would give it
+    25 with the reference in front, and are refused before the first step."""
+    model, _, vae = sd15
+    latent = video_latent(vae, frames=25)
+    ours = apply_adapter(with_our_motion(model, ade["v1"]), random_adapter(), latent)
+    static = lambda length: node("ADE_StandardStaticContextOptions").create_options(length, 4)[0]
+    out = ksample(gen2_model(ours, None, static(16)), conds, latent, cfg=1.0)
+    assert torch.equal(out[0], latent["samples"][0]) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match=r"Apply Motion Module: .* at most 24 frames at once .* context windows of 24 "
+                                         r"frames with the reference image put in front .* at most 23 frames"):
+        ksample(gen2_model(ours, None, static(24)), conds, latent)
