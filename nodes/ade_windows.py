@@ -16,8 +16,8 @@ _WHOLE_VIDEO_SCHEDULES = ("view_as_context",)  # one window of every frame: it s
 
 @contextmanager
 def ade_window_with_reference_in_front(transformer_options: dict, device):
-    """While the reference is in front of an ADE context window (and its row in sub_idxs), so that the masks ADE
-    indexes by frame line up too."""
+    """For the call with the reference in front of an ADE context window: ADE's motion models are told its length
+    plus one and its frames as [0, *window] (the effect and scale masks ADE indexes by frame line up too)."""
     state = transformer_options.get("ADGS")
     window = transformer_options.get("ad_params", {}).get("sub_idxs")
     motion_models = getattr(state, "motion_models_devices", {}).get(device)

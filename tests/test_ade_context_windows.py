@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from comfyui_i2v_adapter.kernels.look_back_file import read_look_back
-from comfyui_i2v_adapter.tests.support.custom_node_packs import ADE, node, requires
+from comfyui_i2v_adapter.tests.support.custom_node_packs import ADE, node, release_memory, requires
 from comfyui_i2v_adapter.tests.support.graphs import apply_adapter, encode, random_adapter, video_latent
 
 pytestmark = [pytest.mark.comfyui, requires(ADE)]
@@ -79,6 +79,12 @@ def windows_seen(model, reference_in_model_space: torch.Tensor) -> list:
         return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "probe", probe)
     return seen
+
+
+@pytest.fixture(scope="module", autouse=True)
+def memory_back_after_the_module():
+    yield
+    release_memory()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 use: AnimateDiff-Evolved and VideoHelperSuite. A test that needs one skips, saying so, when it is not there."""
 import asyncio
 import contextlib
+import ctypes
+import gc
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,13 @@ def node(class_type: str):
     """An instance of a node class that a pack registered (V1 nodes)."""
     import nodes
     return nodes.NODE_CLASS_MAPPINGS[class_type]()
+
+
+def release_memory() -> None:
+    """After tests that built AnimateDiff-Evolved's motion models (GBs each in fp32): glibc keeps the freed heap, and
+    the rest of the run (the trainer's processes) needs it back."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        pass
