@@ -31,6 +31,16 @@ def lacks_reference(transformer_options: dict) -> bool:
     return window is not None and window[0] != 0 and not transformer_options.get(REFERENCE_IN_FRONT)
 
 
+def frame_0_rows(transformer_options: dict) -> list[int]:
+    """Where frame 0 (the reference image) sits in each chunk of the batch: first without context windows or with
+    the reference put in front, and wherever the window holds frame 0 (a looped window may hold it anywhere)."""
+    window = context_window(transformer_options)
+    if window is None:
+        return [0]
+    front = int(bool(transformer_options.get(REFERENCE_IN_FRONT)))
+    return [0] * front + [row + front for row, frame in enumerate(window) if frame == 0]
+
+
 def frames_per_video(batch: torch.Tensor, transformer_options: dict, needs_reference: str | None = None) -> int:
     """ComfyUI batches the cond/uncond videos one after another; each chunk is one video or one window of it.
     `needs_reference` names a node that needs frame 0 (the reference image) first in every chunk."""

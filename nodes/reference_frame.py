@@ -4,7 +4,8 @@ import torch
 
 import comfy.patcher_extension
 
-from .patch_support import REFERENCE_IN_FRONT, check_video_latent, frames_per_video, lacks_reference
+from .ade_windows import ade_context_length, ade_window_with_reference_in_front, check_ade_windows
+from .patch_support import REFERENCE_IN_FRONT, check_video_latent, frame_0_rows, lacks_reference
 
 PIN_KEY = "i2v_reference_frame"
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -18,44 +19,61 @@ class PinnedReference:
         self.reference, self.model_space, self.node = reference, reference_in_model_space, node
 
     def _pinned(self, batch: torch.Tensor, transformer_options: dict) -> torch.Tensor:
-        batch = batch.clone()
-        batch[::frames_per_video(batch, transformer_options, needs_reference=self.node)] = self.model_space.to(batch)
-        return batch
+        """Every row of every chunk that holds frame 0 set to the reference."""
+        rows = frame_0_rows(transformer_options)
+        if not rows:
+            return batch
+        video = batch.reshape(len(transformer_options.get("cond_or_uncond", [0])), -1, *batch.shape[1:]).clone()
+        video[:, rows] = self.model_space.to(batch)
+        return video.reshape(batch.shape)
 
     def outer_sample(self, executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                      disable_pbar=False, seed=None):
         check_video_latent(noise, self.reference, self.node,
                            "Encode the reference at the video's size (I2V Video Latent resizes it for you).")
+        check_ade_windows(executor.class_obj.model_patcher, noise.shape[0], self.node)
         out = executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
         out[0] = self.reference.to(out)
         return out
 
     def apply_model(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
-        denoised = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        return denoised if lacks_reference(transformer_options) else self._pinned(denoised, transformer_options)
+        return self._pinned(executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs),
+                            transformer_options)
 
     def diffusion_model(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         # x is the UNet's own input here, after ComfyUI's sigma input scaling, so the reference goes in unscaled.
         if not lacks_reference(transformer_options):
             return executor(self._pinned(x, transformer_options), timesteps, context, y, control,
                             transformer_options, **kwargs)
-        # A context window without frame 0 (long videos): the reference goes in front of it for this call, with
-        # the window's first timestep and conditioning, and its row is dropped from the result.
+        # A context window that does not start with frame 0 (long videos): the reference goes in front of it for
+        # this call, with the window's first timestep and conditioning, and its row is dropped from the result.
         if control is not None:
             raise ValueError(f"{self.node}: ControlNet together with context windows that leave out frame 0 is not "
                              "supported; use a context length of at least the frame count, or no ControlNet.")
         chunks = len(transformer_options.get("cond_or_uncond", [0]))
-        x, timesteps, context, y = (None if t is None else _in_front(t, chunks, first)
-                                    for t, first in ((x, self.model_space), (timesteps, None), (context, None), (y, None)))
-        out = executor(x, timesteps, context, y, control, {**transformer_options, REFERENCE_IN_FRONT: True}, **kwargs)
+        x, timesteps, context, y = (None if t is None else _in_front(t, chunks) for t in (x, timesteps, context, y))
+        in_front = {**transformer_options, REFERENCE_IN_FRONT: True}
+        # AnimateDiff-Evolved's motion modules must be told the window is one frame longer (ade_windows).
+        with ade_window_with_reference_in_front(transformer_options, x.device):
+            out = executor(self._pinned(x, in_front), timesteps, context, y, control, in_front, **kwargs)
         return out.reshape(chunks, -1, *out.shape[1:])[:, 1:].reshape(-1, *out.shape[1:])
 
 
-def _in_front(batch: torch.Tensor, chunks: int, first: torch.Tensor | None) -> torch.Tensor:
-    """One more row in front of each chunk: `first`, or a copy of the chunk's own first row."""
+def _in_front(batch: torch.Tensor, chunks: int) -> torch.Tensor:
+    """One more row in front of each chunk, a copy of the chunk's first row (the reference goes into x's)."""
     video = batch.reshape(chunks, -1, *batch.shape[1:])
-    front = video[:, :1] if first is None else first.to(batch).expand(chunks, 1, *batch.shape[1:])
-    return torch.cat([front, video], dim=1).reshape(-1, *batch.shape[1:])
+    return torch.cat([video[:, :1], video], dim=1).reshape(-1, *batch.shape[1:])
+
+
+def frames_per_call(guider, frames: int) -> tuple[int, int | None]:
+    """(the most frames of one video a UNet call gets, the context length if windows are used): with context
+    windows (ComfyUI's or AnimateDiff-Evolved's) the context length, plus the reference put in front."""
+    handler = guider.model_options.get("context_handler")
+    length = handler.context_length if handler is not None and frames > handler.context_length else None
+    length = length or ade_context_length(guider.model_patcher, frames)
+    if length is None:
+        return frames, None
+    return length + bool(guider.model_patcher.get_wrappers(WRAPPERS.OUTER_SAMPLE, PIN_KEY)), length
 
 
 def pin_reference_frame(patched, reference: torch.Tensor, node: str) -> None:

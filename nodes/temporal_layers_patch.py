@@ -18,7 +18,7 @@ from ..kernels.noise_schedule import animatediff_schedule, schedule_named
 from .frame_group_norm_patch import normalise_across_frames
 from .noise_schedule_patch import set_noise_schedule, warn_on_other_schedule
 from .patch_support import SharedPatch, frames_per_video, host_attention
-from .reference_frame import pin_reference_frame
+from .reference_frame import frames_per_call, pin_reference_frame
 from .unet_families import family_of_model
 from .unet_injection import AFTER_LAYERS, AT_END, injection
 
@@ -43,18 +43,26 @@ class CallLookBack(SharedPatch):
 
 
 class FrameLimit:
-    """Refuses, before the first step, more frames than the position encoding covers (without context windows)."""
+    """Refuses, before the first step, more frames at once than the position encoding covers: the video's, or with
+    context windows the context length and the reference put in front of windows that lack frame 0."""
 
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
 
     def outer_sample(self, executor, noise, *args, **kwargs):
-        handler = executor.class_obj.model_options.get("context_handler")
         frames = noise.shape[0]
-        if frames > self.max_frames and (handler is None or handler.context_length > self.max_frames):
-            raise ValueError(f"{MOTION_NODE}: this motion module handles at most {self.max_frames} frames (its position "
-                             f"encoding's length); the latent has {frames}. Use {self.max_frames} frames or fewer, or "
-                             f"context windows of at most {self.max_frames} frames.")
+        at_once, length = frames_per_call(executor.class_obj, frames)
+        if at_once > self.max_frames:
+            limit = f"{MOTION_NODE}: this motion module handles at most {self.max_frames} frames at once (its position " \
+                    f"encoding's length); "
+            if length is None:
+                raise ValueError(f"{limit}the latent has {frames}. Use {self.max_frames} frames or fewer, or context "
+                                 f"windows of at most {self.max_frames} frames.")
+            front = at_once - length
+            given = (f"context windows of {length} frames with the reference image put in front of those that lack "
+                     f"frame 0 (Apply I2V-Adapter, Apply Look-Back Layers) give it {at_once}") if front else \
+                f"context windows of {length} frames give it {length}"
+            raise ValueError(f"{limit}{given}. Use context windows of at most {self.max_frames - front} frames.")
         return executor(noise, *args, **kwargs)
 
 

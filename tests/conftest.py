@@ -111,15 +111,30 @@ def look_back_file(comfy_base) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ade(comfyui, comfy_base, motion_files):
+    """AnimateDiff-Evolved from the checkout's custom_nodes, imported into this process; its models folder
+    (models/animatediff_models) holds the random motion modules. Skips when the pack is not there."""
+    from comfyui_i2v_adapter.tests.support.custom_node_packs import ADE, load_pack, missing, pack_folder
+
+    if pack_folder(comfyui, ADE) is None:
+        pytest.skip(missing(comfyui, ADE))
+    load_pack(comfyui, ADE, comfy_base)
+    return motion_files
+
+
+@pytest.fixture(scope="session")
 def server(comfyui, comfy_base):
-    """A ComfyUI server on comfy_base with the pack installed; the reference picture is in its input folder."""
+    """A ComfyUI server on comfy_base with the pack installed, and VideoHelperSuite when the checkout has it; the
+    reference picture is in its input folder."""
     from PIL import Image
     from skimage import data
 
     from comfyui_i2v_adapter.tests.support.comfy_server import ComfyServer
+    from comfyui_i2v_adapter.tests.support.custom_node_packs import VHS, pack_folder
 
     Image.fromarray(data.astronaut()).save(comfy_base / "input/reference.png")
-    with ComfyServer(comfyui, comfy_base) as running:
+    packs = tuple(folder for folder in [pack_folder(comfyui, VHS)] if folder)
+    with ComfyServer(comfyui, comfy_base, packs) as running:
         yield running
 
 

@@ -92,6 +92,18 @@ def test_more_frames_than_the_encoding_allows_is_refused_before_sampling(sd15, m
         img2img(with_motion(model, motion_files["v1"]), clip, {"samples": torch.zeros(25, 4, 8, 8)})
 
 
+def test_context_windows_too_long_for_the_reference_in_front_are_refused_before_sampling(sd15, motion_files):
+    """v1 covers 24 frames: ComfyUI's windows of 24 get the reference put in front of those that lack frame 0."""
+    from comfy_extras.nodes_context_windows import ContextWindowsManualNode
+    model, clip, vae = sd15
+    latent = video_latent(vae, frames=25)
+    windowed = ContextWindowsManualNode.execute(apply_adapter(with_motion(model, motion_files["v1"]), random_adapter(),
+                                                              latent), 24, 4, "standard_static", 1, False, "pyramid", 0)
+    with pytest.raises(ValueError, match=r"at most 24 frames at once .* context windows of 24 frames with the reference "
+                                         r"image put in front .* give it 25\. Use context windows of at most 23 frames"):
+        img2img(windowed.result[0], clip, latent)
+
+
 def test_weights_of_the_other_family_are_refused(sd15, tmp_path):
     from comfyui_i2v_adapter.tests.support.random_models import meta_sdxl_model
     model, _, _ = sd15

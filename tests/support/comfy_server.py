@@ -36,10 +36,12 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, comfyui: Path, base: Path):
+    def __init__(self, comfyui: Path, base: Path, packs: tuple[Path, ...] = ()):
+        """`packs`: other custom node packs to install beside ours (--base-directory loads only base's custom_nodes)."""
         self.comfyui, self.base, self.port = comfyui, base, free_port()
         self.log_path = base / "comfyui.log"
-        (base / "custom_nodes" / "comfyui-i2v-adapter").symlink_to(PACK_ROOT, target_is_directory=True)
+        for folder, name in ((PACK_ROOT, "comfyui-i2v-adapter"), *((p, p.name) for p in packs)):
+            (base / "custom_nodes" / name).symlink_to(folder, target_is_directory=True)
         self.process = None
 
     def __enter__(self):
