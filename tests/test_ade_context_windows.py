@@ -164,7 +164,7 @@ def test_windows_too_long_for_the_reference_in_front_are_refused_before_the_firs
 def with_our_motion(model, path):
     from comfyui_i2v_adapter.kernels.motion_module_file import read_motion_module
     from comfyui_i2v_adapter.nodes.temporal_layer_nodes import ApplyMotionModule
-    return ApplyMotionModule.execute(model, read_motion_module(path), 1.0).result[0]
+    return ApplyMotionModule.execute(model, read_motion_module(path), 1.0, "autoselect", "autoselect").result[0]
 
 
 def test_our_motion_module_under_ade_context_options_takes_more_frames_than_it_covers(sd15, ade, conds):
