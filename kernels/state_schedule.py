@@ -9,7 +9,8 @@ import re
 
 import torch
 
-_UNSAFE = re.compile(r"[\\`]")  # backslash: an escape in JSON; backtick: an expression in both schedulers
+# backslash: an escape in JSON; backtick: an expression in both schedulers; control characters: invalid in JSON
+_UNSAFE = re.compile(r"[\\`\x00-\x1f\x7f]")
 
 
 def state_starts(frames: int, states: int) -> list[int]:
@@ -23,8 +24,9 @@ def state_starts(frames: int, states: int) -> list[int]:
 
 
 def schedule_text(state: str) -> str:
-    """A state as a schedule value: double quotes become single, backslashes and backticks go, one line."""
-    return " ".join(_UNSAFE.sub("", state.replace('"', "'")).split())
+    """A state as a schedule value: double quotes become single, backslashes, backticks and control characters go,
+    one line."""
+    return " ".join(_UNSAFE.sub("", " ".join(state.replace('"', "'").split())).split())
 
 
 def schedule_string(states: list[str], frames: int) -> str:

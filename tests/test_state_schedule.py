@@ -28,6 +28,12 @@ def test_schedule_string_parses_the_same_in_fizznodes_and_animatediff_evolved():
     assert animatediff_evolved_parse(text) == expected
 
 
+def test_control_characters_a_model_may_write_never_reach_the_schedule():
+    """A random or odd model can decode to control characters, which JSON refuses inside a string."""
+    text = schedule_string(["The cat\x01 rises.", "It\x7f jumps\x0b down."], 4)
+    assert fizznodes_parse(text) == {0: "The cat rises.", 2: "It jumps down."} == animatediff_evolved_parse(text)
+
+
 def test_more_states_than_frames_is_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"states \(5\) is more than frames \(4\): every state needs at least one "
                                          r"frame\. Ask for at most 4 states, or make the video longer\."):

@@ -60,7 +60,8 @@ def _bpe(special_tokens: list[str]) -> Tokenizer:
 
 
 def _tokenizer() -> T.PreTrainedTokenizerFast:
-    return T.PreTrainedTokenizerFast(tokenizer_object=_bpe(SPECIAL_TOKENS), eos_token="<|im_end|>",
+    # Qwen's own tokenizer class, as the downloads have: transformers before 5 checks a processor's tokenizer class.
+    return T.Qwen2TokenizerFast(tokenizer_object=_bpe(SPECIAL_TOKENS), eos_token="<|im_end|>",
                                      pad_token="<|endoftext|>")
 
 
