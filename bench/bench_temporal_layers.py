@@ -25,26 +25,7 @@ import torch  # noqa: E402
 from comfyui_i2v_adapter.kernels.look_back import LookBackLayers  # noqa: E402
 from comfyui_i2v_adapter.kernels.motion_module import MotionModules  # noqa: E402
 from comfyui_i2v_adapter.kernels.unet_layout import SD15, block_output_sites, motion_module_sites  # noqa: E402
-from comfyui_i2v_adapter.bench.harness import PeakMemory  # noqa: E402
-
-
-def side(site: str, latent: int) -> int:
-    """Side of the hidden states a layer sees in an SD1.5 UNet (4 levels). A motion module sits inside level i at
-    latent/2^i (up block j is level 3-j). A look-back layer sits at a block's output: after the downsampler of
-    down levels 0-2, after the upsampler of up blocks 0-2."""
-    parts = site.split(".")
-    if parts[0] == "mid_block":
-        return latent // 8
-    level = int(parts[1]) if parts[0] == "down_blocks" else 3 - int(parts[1])
-    at_output = len(parts) == 2 and int(parts[1]) < 3
-    shift = {"down_blocks": level + at_output, "up_blocks": level - at_output}[parts[0]]
-    return latent >> shift
-
-
-def run_all(layers, sites, frames: int, latent: int, device, dtype):
-    for site, channels in sites:
-        hidden = torch.randn(frames, channels, side(site, latent), side(site, latent), device=device, dtype=dtype)
-        layers.get_submodule(site)(hidden, frames)
+from comfyui_i2v_adapter.bench.harness import PeakMemory, run_temporal_layers  # noqa: E402
 
 
 def seconds(function, gpu: bool) -> float:
@@ -84,7 +65,7 @@ def main():
     results = {}
     for frames in args.frames:
         for name, (layers, sites) in kinds.items():
-            run = lambda: run_all(layers, sites, frames, latent, device, dtype)
+            run = lambda: run_temporal_layers(layers, sites, frames, latent, device, dtype)
             memory = peak_memory(run, args.gpu)  # also the warm-up
             results[name, frames] = (statistics.median(seconds(run, args.gpu) for _ in range(args.repeats)), memory)
 

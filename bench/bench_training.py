@@ -16,17 +16,12 @@ import runpy
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 runpy.run_path(str(Path(__file__).resolve().parents[1] / "standalone.py"))
 
-from comfyui_i2v_adapter.bench.harness import CACHE, PeakMemory  # noqa: E402
-
-CONFIGURATIONS = {"plain": dict(), "cached latents": dict(cache_latents=True),
-                  "checkpointing": dict(gradient_checkpointing=True),
-                  "cached + checkpointing": dict(cache_latents=True, gradient_checkpointing=True)}
+from comfyui_i2v_adapter.bench.harness import CACHE, TRAINING_CONFIGURATIONS, time_training  # noqa: E402
 
 
 def arguments() -> argparse.Namespace:
@@ -59,18 +54,12 @@ def measure(args, size: int, name: str) -> tuple[float, float]:
     """(median seconds per step, peak MiB) of one configuration, in this process."""
     from comfyui_i2v_adapter.training.base_checkpoint import load_base
     from comfyui_i2v_adapter.training.tiny_world import SyntheticClips
-    from comfyui_i2v_adapter.training.trainer import TrainConfig, train
 
     checkpoint, tokenizer = random_checkpoint(args.cache)
     base = load_base(checkpoint, tokenizer)
-    with tempfile.TemporaryDirectory() as folder:
-        config = TrainConfig(train=("i2v_adapter",), outputs={"i2v_adapter": Path(folder) / "a.safetensors"},
-                             run_dir=Path(folder), frames=args.frames, stride=1, width=size, height=size,
-                             steps=1 + args.steps, workers=2, mixed_precision="fp16" if args.gpu else "no",
-                             progress=False, checkpoint_every=10 ** 9, **CONFIGURATIONS[name])
-        with PeakMemory(args.gpu) as memory:
-            result = train(config, base, SyntheticClips(8, args.frames, size), log=lambda *_: None)
-    return statistics.median(result.step_seconds[1:]), memory.used / 2 ** 20
+    seconds, memory = time_training(base, SyntheticClips(8, args.frames, size), size, args.steps,
+                                    TRAINING_CONFIGURATIONS[name], args.gpu, "fp16" if args.gpu else "no", workers=2)
+    return statistics.median(seconds), memory.used / 2 ** 20
 
 
 def main():
@@ -83,7 +72,7 @@ def main():
     random_checkpoint(args.cache)
     rows = []
     for size in args.sizes:
-        for name in CONFIGURATIONS:
+        for name in TRAINING_CONFIGURATIONS:
             command = [sys.executable, __file__, "--frames", str(args.frames), "--steps", str(args.steps),
                        "--cache", str(args.cache), "--one", str(size), name] + (["--gpu"] if args.gpu else [])
             done = subprocess.run(command, capture_output=True, text=True, check=True)

@@ -1,7 +1,8 @@
 """Random-weight models with real architectures, in the layouts ComfyUI loads (needs ComfyUI on sys.path).
 
 The key layout comes from ComfyUI's own modules built on the meta device, so the files load through
-ComfyUI's checkpoint detection exactly as a downloaded SD1.5 checkpoint would.
+ComfyUI's checkpoint detection exactly as a downloaded SD1.5 checkpoint would. The benchmarks build their UNets in
+memory instead (random_comfy_model): no multi-GB file to write and read back.
 """
 import torch
 from safetensors.torch import save_file
@@ -19,7 +20,7 @@ SDXL_UNET = dict(
     channel_mult=[1, 2, 4], transformer_depth=[0, 0, 2, 2, 10, 10], transformer_depth_middle=10,
     transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10], context_dim=2048, num_heads=-1, num_head_channels=64,
     use_linear_in_transformer=True, use_spatial_transformer=True, legacy=False, adm_in_channels=2816,
-    use_temporal_attention=False, use_temporal_resblock=False)
+    num_classes="sequential", use_temporal_attention=False, use_temporal_resblock=False)
 
 SD_VAE = {'double_z': True, 'z_channels': 4, 'resolution': 256, 'in_channels': 3, 'out_ch': 3, 'ch': 128,
           'ch_mult': [1, 2, 4, 4], 'num_res_blocks': 2, 'attn_resolutions': [], 'dropout': 0.0}
@@ -28,17 +29,46 @@ CLIP_L = CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=307
                         num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu")
 
 
-def random_like(shapes: dict[str, torch.Size], seed: int, dtype=torch.float16) -> dict[str, torch.Tensor]:
-    """Weights with std 1/sqrt(fan_in), norm scales 1, biases 0: finite activations through deep stacks."""
+def _kind(key: str, shape) -> str:
+    return "matrix" if len(shape) >= 2 else "ones" if key.endswith("weight") else "zeros"
+
+
+def random_like(shapes: dict[str, torch.Size], seed: int, dtype=torch.float16,
+                shared: bool = False) -> dict[str, torch.Tensor]:
+    """Weights with std 1/sqrt(fan_in), norm scales 1, biases 0: finite activations through deep stacks. `shared`:
+    keys of one shape and kind share one tensor (real architectures in little memory and time)."""
     generator = torch.Generator().manual_seed(seed)
-    tensors = {}
+    tensors, made = {}, {}
     for key, shape in shapes.items():
-        if len(shape) >= 2:
+        kind = (tuple(shape), _kind(key, shape))
+        if shared and kind in made:
+            tensors[key] = made[kind]
+        elif kind[1] == "matrix":
             bound = (3.0 / torch.Size(shape[1:]).numel()) ** 0.5
             tensors[key] = torch.empty(shape).uniform_(-bound, bound, generator=generator).to(dtype)
         else:
-            tensors[key] = (torch.ones if key.endswith("weight") else torch.zeros)(shape, dtype=dtype)
+            tensors[key] = (torch.ones if kind[1] == "ones" else torch.zeros)(shape, dtype=dtype)
+        made[kind] = tensors[key]
     return tensors
+
+
+@torch.no_grad()
+def fill_random(module: torch.nn.Module, seed: int = 0, shared: bool = False) -> None:
+    """random_like's values for a module built without initialising its weights (ComfyUI's operations, or
+    to_empty), made in place on the module's own device and in its dtype (a GPU fills billions in milliseconds)."""
+    generator, made = None, {}
+    for key, param in module.named_parameters():
+        kind = (param.shape, param.dtype, _kind(key, param.shape))
+        if shared and kind in made:
+            param.data = made[kind]
+            continue
+        if kind[2] == "matrix":
+            generator = generator or torch.Generator(param.device).manual_seed(seed)
+            bound = (3.0 / param[0].numel()) ** 0.5
+            param.uniform_(-bound, bound, generator=generator)
+        else:
+            param.fill_(1.0 if kind[2] == "ones" else 0.0)
+        made[kind] = param.data
 
 
 def _shapes(module: torch.nn.Module, prefix: str) -> dict[str, torch.Size]:
@@ -69,6 +99,52 @@ def meta_sdxl_model():
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
+UNETS = {"sd15": ("SD15", SD15_UNET), "sdxl": ("SDXL", SDXL_UNET)}
+
+
+def random_comfy_model(family: str, dtype: torch.dtype, shared: bool = False, seed: int = 0):
+    """A ComfyUI MODEL of the family's ("sd15" or "sdxl") UNet with random weights in `dtype` (also its compute
+    dtype), built on the device ComfyUI samples on and registered as loaded there, as ComfyUI does with a
+    checkpoint's UNet that fits in GPU memory; no state dict in between."""
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config_name, unet_config = UNETS[family]
+    config = getattr(comfy.supported_models, config_name)(dict(unet_config))
+    config.set_inference_dtype(dtype, None)
+    device = comfy.model_management.get_torch_device()
+    model = config.get_model({}, device=device)
+    fill_random(model.diffusion_model, seed, shared)
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=device,
+                                               offload_device=comfy.model_management.unet_offload_device())
+    comfy.model_management.load_models_gpu([patcher], force_full_load=True)
+    return patcher
+
+
+def random_motion_modules(max_frames: int, mid_block: bool, seed: int = 1, shared: bool = False
+                          ) -> dict[str, torch.Tensor]:
+    """SD1.5 motion modules in AnimateDiff's layout with random weights, fp16 (`max_frames` 24 without the mid block:
+    v1's layout); the position encodings are the real ones."""
+    from ...kernels.motion_module import MotionModules, sinusoidal_encoding
+    from ...kernels.unet_layout import SD15
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in MotionModules(SD15, max_frames, mid_block).state_dict().items()}
+    state = random_like({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed, shared=shared)
+    return state | {k: sinusoidal_encoding(max_frames, s[-1]).half() for k, s in shapes.items() if k.endswith(".pe")}
+
+
+def random_i2v_adapter(family, seed: int = 0, shared: bool = False):
+    """An I2V-Adapter (AdapterFile) for `family` with random weights, fp16: W'_O as if trained."""
+    from ...kernels.adapter_file import adapter_from_tensors
+    from ...kernels.first_frame_attention import I2VAdapter
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in I2VAdapter(family).state_dict().items()}
+    return adapter_from_tensors(random_like(shapes, seed, shared=shared), {}, "random")
+
+
 def write_random_motion_modules(folder, seed: int = 1) -> dict[str, str]:
     """SD1.5 motion modules with random weights in every layout the loader reads, written into `folder` (the
     server's models/animatediff_models). Returns {layout: file name}. Position encodings are the real ones."""
@@ -76,14 +152,8 @@ def write_random_motion_modules(folder, seed: int = 1) -> dict[str, str]:
 
     from diffusers import MotionAdapter
 
-    from ...kernels.motion_module import MotionModules, sinusoidal_encoding
-    from ...kernels.unet_layout import SD15
-
     folder = Path(folder)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in MotionModules(SD15, 32, mid_block=True).state_dict().items()}
-    v2 = random_like({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed)
-    v2 |= {k: sinusoidal_encoding(32, s[-1]).half() for k, s in shapes.items() if k.endswith(".pe")}
+    v2 = random_motion_modules(32, mid_block=True, seed=seed)
     without_mid = {k: v for k, v in v2.items() if not k.startswith("mid_block.")}
     files = {"v2": "random_mm_sd15_v2.safetensors", "v3": "random_mm_sd15_v3.safetensors",
              "v1": "random_mm_sd15_v1.ckpt", "diffusers": "random_motion_adapter/diffusion_pytorch_model.safetensors"}

@@ -1,0 +1,42 @@
+"""KSampler step time and memory without and with the adapters, on SD1.5 or SDXL."""
+from functools import partial
+
+import torch
+
+from .. import targets
+from ..graph import sample, video_latent, with_content_adapter, with_i2v_adapter
+from ..measure import Deadline, alternate
+from ..models import Models
+from ..report import Row, measured, met
+from ..sizes import Video
+
+BASELINE, I2V = "plain", "I2V-Adapter"
+
+
+def configurations(models: Models, family: str, latent: dict) -> dict:
+    """The plain model, with the I2V-Adapter, and on SD1.5 also with the Content-Adapter and with both (SDXL's
+    IP-Adapter Plus: 424 M more random parameters for the same patch on another family)."""
+    plain = models.unet(family)
+    adapted = with_i2v_adapter(models, plain, family, latent)
+    if family != "sd15":
+        return {BASELINE: plain, I2V: adapted}
+    content = with_content_adapter(models, plain)
+    return {BASELINE: plain, I2V: adapted, "Content-Adapter": content,
+            "both adapters": with_i2v_adapter(models, content, family, latent)}
+
+
+@torch.inference_mode()  # as ComfyUI's executor runs a prompt
+def run(models: Models, deadline: Deadline, title: str, family: str, video: Video, with_targets: bool) -> list[Row]:
+    latent = video_latent(models, video)
+    runs = {name: partial(sample, model, latent, models.conditioning(family), video.steps)
+            for name, model in configurations(models, family, latent).items()}
+    results = alternate(runs, models.sizes.repeats, models.sizes.gpu, deadline)
+    base = results[BASELINE]
+    rows = {name: measured(title, name, m, "s/step", None if name == BASELINE else base, 1 / video.steps)
+            for name, m in results.items()}
+    if with_targets:
+        adapter = results[I2V]
+        rows[I2V].target = f"time ≤ {targets.ADAPTER_TIME:.2f}×, peak ≤ {targets.ADAPTER_PEAK:.2f}×"
+        rows[I2V].result = met(adapter.seconds <= targets.ADAPTER_TIME * base.seconds
+                               and adapter.peak <= targets.ADAPTER_PEAK * base.peak)
+    return list(rows.values())
