@@ -40,11 +40,13 @@ class ContentAdapterFile:
     key_values: dict[str, torch.Tensor]   # `<attn2 path>.to_k_ip.weight`, `….to_v_ip.weight`
     source: str                           # the file(s) it came from, for messages
 
-    def build(self, dtype=None, device=None) -> ContentAdapter:
-        adapter = ContentAdapter(self.family, self.shape, dtype=dtype, device=device)
+    def build(self, dtype=torch.float32, device=None) -> ContentAdapter:
+        """Built on the meta device and given the file's tensors: no random initialisation to throw away."""
+        with torch.device("meta"):
+            adapter = ContentAdapter(self.family, self.shape)
         resampler = {f"image_proj.{k}": v for k, v in diffusers_resampler_state(self.resampler).items()}
-        adapter.load_state_dict(self.key_values | resampler)
-        return adapter
+        adapter.load_state_dict(self.key_values | resampler, assign=True)
+        return adapter.to(dtype=dtype, device=device)
 
     def h94_state(self) -> dict[str, torch.Tensor]:
         """The keys of h94's files, which ComfyUI_IPAdapter_plus reads too."""

@@ -5,6 +5,8 @@ The image tokens are fixed for a graph, so their keys and values are computed on
 conditional side (the image) and the unconditional side (CLIP of all-zero pixel values, as the official release);
 sampling then costs one small attention per attn2 and no adapter weights on the GPU.
 """
+import weakref
+
 import torch
 
 import comfy.model_management
@@ -18,16 +20,24 @@ NODE = "Apply Content-Adapter"
 ENCODERS = {1024: "ViT-L", 1152: "SigLIP", 1280: "ViT-H", 1664: "ViT-bigG"}  # by hidden width
 
 
+_ZERO_PIXELS = weakref.WeakKeyDictionary()  # CLIP vision model -> its features of zero pixel values
+
+
+def _zero_pixel_features(clip_vision) -> torch.Tensor:
+    """Zero pixel values are the mean colour after CLIP's normalisation; encode_image would round such a picture to
+    8 bits first, so the encoder is called on them directly, once per model."""
+    if clip_vision not in _ZERO_PIXELS:
+        comfy.model_management.load_model_gpu(clip_vision.patcher)
+        zeros = torch.zeros(1, 3, clip_vision.image_size, clip_vision.image_size, device=clip_vision.load_device)
+        _ZERO_PIXELS[clip_vision] = clip_vision.model(pixel_values=zeros, intermediate_output=-2)[1].float().cpu()
+    return _ZERO_PIXELS[clip_vision]
+
+
 def image_features(clip_vision, image: torch.Tensor) -> torch.Tensor:
     """[2, tokens, width]: the penultimate CLIP hidden states of the first image (centre-cropped to a square, as the
-    CLIP image processor of the official release), and of all-zero pixel values. Zero pixel values are the mean
-    colour after CLIP's normalisation; encode_image would round such a picture to 8 bits first, so the encoder is
-    called on them directly."""
+    CLIP image processor of the official release), and of all-zero pixel values."""
     cond = clip_vision.encode_image(image[:1], crop=True)["penultimate_hidden_states"]
-    comfy.model_management.load_model_gpu(clip_vision.patcher)
-    zeros = torch.zeros(1, 3, clip_vision.image_size, clip_vision.image_size, device=clip_vision.load_device)
-    uncond = clip_vision.model(pixel_values=zeros, intermediate_output=-2)[1]
-    return torch.cat([cond.float().cpu(), uncond.float().cpu()])
+    return torch.cat([cond.float().cpu(), _zero_pixel_features(clip_vision)])
 
 
 class ImageAttention(SharedPatch):
@@ -36,12 +46,20 @@ class ImageAttention(SharedPatch):
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, weight: float, previous=None):
         self.keys, self.values, self.weight, self.previous = keys, values, weight, previous
+        self._placed = {}  # (device, dtype) -> keys and values there: one copy per sampling device, not per call
+
+    def _on(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        where = (q.device, q.dtype)
+        if where not in self._placed:
+            self._placed[where] = (self.keys.to(q), self.values.to(q))
+        return self._placed[where]
 
     def __call__(self, q, k, v, extra_options):
         attend = host_attention(extra_options, extra_options["attn_precision"])
         out = self.previous(q, k, v, extra_options) if self.previous else attend(q, k, v, extra_options["n_heads"])
-        sides = torch.tensor(extra_options.get("cond_or_uncond", [0]), dtype=torch.long)
-        image = image_attention(q, self.keys[sides].to(q), self.values[sides].to(q), extra_options["n_heads"], attend)
+        keys, values = self._on(q)
+        sides = torch.tensor(extra_options.get("cond_or_uncond", [0]), dtype=torch.long, device=q.device)
+        image = image_attention(q, keys[sides], values[sides], extra_options["n_heads"], attend)
         return out + (image if self.weight == 1.0 else image * self.weight)
 
 

@@ -14,8 +14,8 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..kernels.unet_layout import TINY
 from ..kernels.noise_schedule import SD_DEFAULT
+from ..kernels.unet_layout import TINY
 from .base_model import BaseModel
 from .denoising import scheduler_for
 from .seeds import generator as seeded
