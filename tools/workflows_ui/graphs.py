@@ -1,0 +1,473 @@
+"""The shipped example graphs (workflows/*.json) as data: nodes with the widget values to set in the UI, links,
+columns inside the four groups, and the Note. build.py makes each one in ComfyUI's web UI from this and saves
+it with the UI's own Export, so the widget values in the files are positioned by the frontend itself.
+
+Layout: the Note on the left, then the groups Models, Conditioning, Sampling, Output from left to right; each
+group is a list of columns, each column a list of node keys stacked top to bottom. Every link must run from a
+column to a column further right (build.py refuses a graph where one does not).
+"""
+from dataclasses import dataclass, field
+
+HF = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class Model:
+    """An entry of a loader's properties.models: the UI's missing-models dialog offers `url` for `name`."""
+    name: str
+    url: str
+    directory: str
+
+    def entry(self) -> dict:
+        return {"name": self.name, "url": self.url, "directory": self.directory}
+
+
+SD15 = Model("v1-5-pruned-emaonly-fp16.safetensors",
+             f"{HF}/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly-fp16.safetensors",
+             "checkpoints")
+I2V_MODULE = Model("i2v_module.pth", f"{HF}/space-xun/i2v_adapter/resolve/main/i2v_module.pth", "i2v_adapter")
+BUNDLE = Model("animatediff_v15_v1_ipplus.pth",
+               f"{HF}/space-xun/i2v_adapter/resolve/main/animatediff_v15_v1_ipplus.pth", "animatediff_models")
+IP_ADAPTER_PLUS = Model("ip-adapter-plus_sd15.safetensors",
+                        f"{HF}/h94/IP-Adapter/resolve/main/models/ip-adapter-plus_sd15.safetensors", "ipadapter")
+CLIP_VISION_H = Model("CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+                      f"{HF}/h94/IP-Adapter/resolve/main/models/image_encoder/model.safetensors", "clip_vision")
+MM_V2 = Model("mm_sd_v15_v2.ckpt", f"{HF}/guoyww/animatediff/resolve/main/mm_sd_v15_v2.ckpt", "animatediff_models")
+MM_V3 = Model("v3_sd15_mm.ckpt", f"{HF}/guoyww/animatediff/resolve/main/v3_sd15_mm.ckpt", "animatediff_models")
+# Not downloadable as one file: a model folder, and a file only the trainer writes.
+VLM_FOLDER = "Qwen2.5-VL-3B-Instruct"
+LOOK_BACK_FILE = "look_back_sd15.safetensors"
+REFERENCE_IMAGE = "reference.png"
+
+SAME_FILE = "from the IP-Adapter file"
+POSITIVE = "an anime girl with long brown hair hugging a white cat"
+OFFICIAL_NEGATIVE = "worst quality, low quality, normal quality, lowres, bad anatomy, bad hands, watermark, moles"
+EXAMPLE_POSITIVE = "a woman smiling and turning her head, gentle breeze, high quality"
+EXAMPLE_NEGATIVE = "blurry, distorted, low quality, watermark"
+KSAMPLER_DDIM = {"seed": 42, "control_after_generate": "fixed", "steps": 25, "cfg": 7.5, "sampler_name": "ddim",
+                 "scheduler": "ddim_uniform", "denoise": 1.0}
+PRIOR_OFFICIAL = {"frames": 16, "width": 512, "height": 512, "steps": 25, "t0": 1.0, "p": 0.5, "blur_kernel": 9,
+                  "blur_sigma": 18.0, "degrade_in": "latent", "seed": 0, "control_after_generate": "fixed"}
+
+# Colours the UI offers in a node's colour menu (LGraphCanvas.node_colors).
+GREEN, RED, YELLOW = ("#232", "#353"), ("#322", "#533"), ("#432", "#653")
+
+
+@dataclass
+class Node:
+    type: str
+    widgets: dict = field(default_factory=dict)  # widget name -> value, set in the UI
+    title: str | None = None
+    models: tuple[Model, ...] = ()
+    colour: tuple[str, str] | None = None
+    size: tuple[int, int] | None = None  # at least this; never smaller than the UI's own size
+
+
+@dataclass
+class Graph:
+    name: str          # the file name: the template browser's title
+    title: str         # the Note's title and first line
+    note: str          # Markdown: what the graph needs and what to change first
+    nodes: dict[str, Node]
+    links: list[tuple[str, str, str, str]]  # (from node, output name, to node, input name)
+    groups: list[tuple[str, list[list[str]]]]
+
+
+def files_list(*lines: str) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def file_line(model: Model, note: str = "") -> str:
+    return f"`{model.name}`{note} → `models/{model.directory}/` ([download]({model.url}))"
+
+
+SD15_LINE = file_line(SD15, " (or any SD1.5 checkpoint)")
+I2V_LINE = file_line(I2V_MODULE, " (the official I2V-Adapter)")
+REFRESH = ("When the graph opens, ComfyUI's missing-models dialog offers the `.safetensors` files (your browser saves "
+           "them in its download folder: move each into the folder above); it refuses `.pth` and `.ckpt` links, so get "
+           "those from the links here. Press **R** to refresh the lists after adding files.")
+
+
+def loader(type_: str, widgets: dict, *models: Model) -> Node:
+    """Loaders wide enough to show their widgets' names and whole file names."""
+    return Node(type_, widgets, models=models, size=(420, 0))
+
+
+def checkpoint() -> Node:
+    return loader("CheckpointLoaderSimple", {"ckpt_name": SD15.name}, SD15)
+
+
+def i2v_loader() -> Node:
+    return loader("I2V_LoadAdapter", {"adapter_name": I2V_MODULE.name}, I2V_MODULE)
+
+
+def load_image() -> Node:
+    return Node("LoadImage", {"image": REFERENCE_IMAGE}, size=(320, 360))
+
+
+def prompt(text: str, negative: bool = False) -> Node:
+    return Node("CLIPTextEncode", {"text": text}, title="Negative prompt" if negative else "Prompt",
+                colour=RED if negative else GREEN, size=(400, 160))
+
+
+def save_video(name: str) -> Node:
+    return Node("SaveVideo", {"filename_prefix": f"video/{name}", "format": "auto", "codec": "auto"}, size=(320, 120))
+
+
+
+OFFICIAL = Graph(
+    name="i2v_adapter_official",
+    title="I2V-Adapter: the official recipe",
+    note=f"""The official I2V-Adapter release's recipe: AnimateDiff v1 motion modules, the I2V-Adapter, the \
+Content-Adapter (IP-Adapter Plus), the Frame Similarity Prior, DDIM 25 steps at CFG 7.5, and a colour match to \
+frame 0. Your picture becomes frame 0 of a 16-frame 512×512 video that moves as the prompt says.
+
+**Change first**
+
+1. **Load Image**: your picture (resized and centre-cropped to 512×512).
+2. **Prompt**: what the picture does (the text here is an example); keep the negative prompt, the official one.
+3. Queue: the video is saved in `output/video/`.
+
+**Files** (five, about 8 GB):
+
+{files_list(SD15_LINE, file_line(BUNDLE, " (5.2 GB: SD1.5, AnimateDiff v1 and the IP weights; both Load Motion "
+                                 "Module and Load Content-Adapter read it)"),
+            I2V_LINE, file_line(IP_ADAPTER_PLUS),
+            f"`model.safetensors` of h94's image encoder, **renamed** `{CLIP_VISION_H.name}` → "
+            f"`models/clip_vision/` ([download]({CLIP_VISION_H.url}))")}
+
+{REFRESH}""",
+    nodes={
+        "checkpoint": checkpoint(),
+        "motion_loader": loader("I2V_LoadMotionModule", {"motion_module_name": BUNDLE.name}, BUNDLE),
+        "i2v_loader": i2v_loader(),
+        "content_loader": loader("I2V_LoadContentAdapter", {"ipadapter_name": IP_ADAPTER_PLUS.name,
+                                                            "attention_weights": BUNDLE.name}, IP_ADAPTER_PLUS, BUNDLE),
+        "clip_vision": loader("CLIPVisionLoader", {"clip_name": CLIP_VISION_H.name}, CLIP_VISION_H),
+        "image": load_image(),
+        "positive": prompt(POSITIVE),
+        "negative": prompt(OFFICIAL_NEGATIVE, negative=True),
+        "prior": Node("I2V_FrameSimilarityPrior", PRIOR_OFFICIAL),
+        "apply_motion": Node("I2V_ApplyMotionModule", {"scale": 1.0, "beta_schedule": "autoselect",
+                                                        "groupnorm": "autoselect"}),
+        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "apply_content": Node("I2V_ApplyContentAdapter", {"weight": 1.0}),
+        "sampler": Node("KSampler", KSAMPLER_DDIM),
+        "decode": Node("VAEDecode"),
+        "colour": Node("I2V_ColourMatch", size=(260, 0)),
+        "video": Node("CreateVideo", {"fps": 8.0}),
+        "save": save_video("i2v_adapter_official"),
+    },
+    links=[
+        ("checkpoint", "MODEL", "apply_motion", "model"), ("motion_loader", "I2V_MOTION_MODULE", "apply_motion", "motion_module"),
+        ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
+        ("checkpoint", "VAE", "prior", "vae"), ("image", "IMAGE", "prior", "image"),
+        ("apply_motion", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("prior", "latent", "apply_i2v", "reference"),
+        ("apply_i2v", "MODEL", "apply_content", "model"),
+        ("content_loader", "I2V_CONTENT_ADAPTER", "apply_content", "content_adapter"),
+        ("clip_vision", "CLIP_VISION", "apply_content", "clip_vision"), ("image", "IMAGE", "apply_content", "image"),
+        ("apply_content", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
+        ("negative", "CONDITIONING", "sampler", "negative"), ("prior", "latent", "sampler", "latent_image"),
+        ("prior", "steps", "sampler", "steps"), ("prior", "denoise", "sampler", "denoise"),
+        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        ("decode", "IMAGE", "colour", "images"), ("colour", "IMAGE", "video", "images"),
+        ("video", "VIDEO", "save", "video"),
+    ],
+    groups=[
+        ("Models", [["checkpoint", "motion_loader", "i2v_loader", "content_loader", "clip_vision"]]),
+        ("Conditioning", [["image", "positive", "negative"], ["prior"]]),
+        ("Sampling", [["apply_motion"], ["apply_i2v"], ["apply_content"], ["sampler"]]),
+        ("Output", [["decode"], ["colour"], ["video"], ["save"]]),
+    ],
+)
+
+BASIC = Graph(
+    name="i2v_adapter_basic",
+    title="I2V-Adapter alone (the smallest graph)",
+    note=f"""The I2V-Adapter alone on an SD1.5 checkpoint: every frame attends to the first frame, your picture, \
+which stays fixed as frame 0. No motion modules, so the frames move little; for the full model start from \
+`i2v_adapter_official`.
+
+**Change first**
+
+1. **Load Image**: your picture (resized and centre-cropped to 512×512).
+2. **Prompt**: what the picture does.
+3. Queue: the video is saved in `output/video/`.
+
+**Files:**
+
+{files_list(SD15_LINE, I2V_LINE)}
+
+{REFRESH}""",
+    nodes={
+        "checkpoint": checkpoint(),
+        "i2v_loader": i2v_loader(),
+        "image": load_image(),
+        "positive": prompt(EXAMPLE_POSITIVE),
+        "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
+        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 512, "height": 512}),
+        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "sampler": Node("KSampler", KSAMPLER_DDIM),
+        "decode": Node("VAEDecode"),
+        "video": Node("CreateVideo", {"fps": 8.0}),
+        "save": save_video("i2v_adapter"),
+    },
+    links=[
+        ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
+        ("checkpoint", "VAE", "latent", "vae"), ("image", "IMAGE", "latent", "image"),
+        ("checkpoint", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("latent", "LATENT", "apply_i2v", "reference"),
+        ("apply_i2v", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
+        ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
+        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
+    ],
+    groups=[
+        ("Models", [["checkpoint", "i2v_loader"]]),
+        ("Conditioning", [["image", "positive", "negative"], ["latent"]]),
+        ("Sampling", [["apply_i2v"], ["sampler"]]),
+        ("Output", [["decode"], ["video"], ["save"]]),
+    ],
+)
+
+ANIMATEDIFF = Graph(
+    name="i2v_animatediff",
+    title="I2V-Adapter with another AnimateDiff motion module (v3)",
+    note=f"""The I2V-Adapter on an AnimateDiff motion module other than the official v1 one: here v3 \
+(`v3_sd15_mm.ckpt`; v2's `mm_sd_v15_v2.ckpt` works too). `beta_schedule` and `groupnorm` on **autoselect** \
+set what the module was trained with (AnimateDiff's schedule; per-frame GroupNorm for v2/v3). The official \
+I2V-Adapter was trained on v1: for its own recipe start from `i2v_adapter_official`.
+
+**Change first**
+
+1. **Load Image**: your picture (resized and centre-cropped to 512×512).
+2. **Prompt**: what the picture does.
+3. **Load Motion Module**: the module you have.
+
+**Files:**
+
+{files_list(SD15_LINE, file_line(MM_V3, " (AnimateDiff v3)"), file_line(MM_V2, " (or AnimateDiff v2)"), I2V_LINE)}
+
+{REFRESH}""",
+    nodes={
+        "checkpoint": checkpoint(),
+        "motion_loader": loader("I2V_LoadMotionModule", {"motion_module_name": MM_V3.name}, MM_V3, MM_V2),
+        "i2v_loader": i2v_loader(),
+        "image": load_image(),
+        "positive": prompt(EXAMPLE_POSITIVE),
+        "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
+        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 512, "height": 512}),
+        "apply_motion": Node("I2V_ApplyMotionModule", {"scale": 1.0, "beta_schedule": "autoselect",
+                                                        "groupnorm": "autoselect"}),
+        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "sampler": Node("KSampler", KSAMPLER_DDIM),
+        "decode": Node("VAEDecode"),
+        "video": Node("CreateVideo", {"fps": 8.0}),
+        "save": save_video("i2v_animatediff"),
+    },
+    links=[
+        ("checkpoint", "MODEL", "apply_motion", "model"), ("motion_loader", "I2V_MOTION_MODULE", "apply_motion", "motion_module"),
+        ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
+        ("checkpoint", "VAE", "latent", "vae"), ("image", "IMAGE", "latent", "image"),
+        ("apply_motion", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("latent", "LATENT", "apply_i2v", "reference"),
+        ("apply_i2v", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
+        ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
+        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
+    ],
+    groups=[
+        ("Models", [["checkpoint", "motion_loader", "i2v_loader"]]),
+        ("Conditioning", [["image", "positive", "negative"], ["latent"]]),
+        ("Sampling", [["apply_motion"], ["apply_i2v"], ["sampler"]]),
+        ("Output", [["decode"], ["video"], ["save"]]),
+    ],
+)
+
+PRIOR = Graph(
+    name="i2v_frame_similarity_prior",
+    title="Frame Similarity Prior and colour drift",
+    note=f"""The Frame Similarity Prior's knobs with the I2V-Adapter: later frames start from a masked, blurred \
+copy of your picture. **t0** below 1 starts later in the schedule (a steadier video in fewer steps: the prior \
+feeds `steps` and `denoise` to the KSampler); **p** is the share of sharp pixels; **blur_kernel**/**blur_sigma** \
+the blur. Against colour drift: **I2V Anchor Latent Colour** while sampling (strength 0 = off, as here) and \
+**I2V Colour Match to Frame 0** after decoding.
+
+**Change first**
+
+1. **Load Image**: your picture (resized and centre-cropped to 512×512).
+2. **Prompt**: what the picture does.
+3. **t0**, **p**, and the anchor's **strength**, one at a time.
+
+**Files:**
+
+{files_list(SD15_LINE, I2V_LINE)}
+
+{REFRESH}""",
+    nodes={
+        "checkpoint": checkpoint(),
+        "i2v_loader": i2v_loader(),
+        "image": load_image(),
+        "positive": prompt(EXAMPLE_POSITIVE),
+        "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
+        "prior": Node("I2V_FrameSimilarityPrior", PRIOR_OFFICIAL),
+        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "anchor": Node("I2V_AnchorLatentColour", {"strength": 0.0}),
+        "sampler": Node("KSampler", KSAMPLER_DDIM),
+        "decode": Node("VAEDecode"),
+        "colour": Node("I2V_ColourMatch", size=(260, 0)),
+        "video": Node("CreateVideo", {"fps": 8.0}),
+        "save": save_video("i2v_frame_similarity_prior"),
+    },
+    links=[
+        ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
+        ("checkpoint", "VAE", "prior", "vae"), ("image", "IMAGE", "prior", "image"),
+        ("checkpoint", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("prior", "latent", "apply_i2v", "reference"),
+        ("apply_i2v", "MODEL", "anchor", "model"), ("prior", "latent", "anchor", "reference"),
+        ("anchor", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
+        ("negative", "CONDITIONING", "sampler", "negative"), ("prior", "latent", "sampler", "latent_image"),
+        ("prior", "steps", "sampler", "steps"), ("prior", "denoise", "sampler", "denoise"),
+        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        ("decode", "IMAGE", "colour", "images"), ("colour", "IMAGE", "video", "images"),
+        ("video", "VIDEO", "save", "video"),
+    ],
+    groups=[
+        ("Models", [["checkpoint", "i2v_loader"]]),
+        ("Conditioning", [["image", "positive", "negative"], ["prior"]]),
+        ("Sampling", [["apply_i2v"], ["anchor"], ["sampler"]]),
+        ("Output", [["decode"], ["colour"], ["video"], ["save"]]),
+    ],
+)
+
+STATES = Graph(
+    name="i2v_instruction_states",
+    title="Instruction → states (a vision-language model)",
+    note=f"""AID's prompt decomposition: a local vision-language model looks at your picture and splits the \
+instruction into **states** (four here), one sentence each; each stretch of frames is conditioned on its state \
+(cross-faded over `blend_frames`). The two previews show the states and a prompt schedule for FizzNodes / \
+AnimateDiff-Evolved.
+
+**Change first**
+
+1. **Load Image**: your picture (resized and centre-cropped to 512×512).
+2. **instruction**: what happens in the video.
+3. **Load Vision-Language Model**: the folder you have; `device` cpu leaves the GPU to the sampler.
+
+**Files:**
+
+{files_list(SD15_LINE, I2V_LINE,
+            f"a vision-language model **folder**, e.g. `{VLM_FOLDER}` (every file of "
+            f"[Qwen/{VLM_FOLDER}]({HF}/Qwen/{VLM_FOLDER}), about 7.5 GB) → `models/LLM/{VLM_FOLDER}/`. "
+            "A folder is no single download, so the missing-models dialog cannot offer it; Qwen3-VL and SmolVLM "
+            "folders work too")}
+
+{REFRESH}""",
+    nodes={
+        "checkpoint": checkpoint(),
+        "i2v_loader": i2v_loader(),
+        "vlm_loader": loader("I2V_LoadVisionLanguageModel", {"model_folder": VLM_FOLDER, "device": "default",
+                                                             "dtype": "auto", "keep_loaded": False,
+                                                             "trust_remote_code": False}),
+        "image": load_image(),
+        "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
+        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 512, "height": 512}),
+        "decompose": Node("I2V_DecomposePromptIntoStates", {
+            "instruction": "the astronaut raises the flag and waves", "states": 4, "blend_frames": 2.0,
+            "max_new_tokens": 256, "temperature": 0.0, "sampling_seed": 0, "max_image_side": 768},
+            size=(420, 560)),
+        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "sampler": Node("KSampler", KSAMPLER_DDIM),
+        "decode": Node("VAEDecode"),
+        "preview_states": Node("PreviewAny", title="States", size=(420, 220)),
+        "preview_schedule": Node("PreviewAny", title="Prompt schedule", size=(420, 220)),
+        "video": Node("CreateVideo", {"fps": 8.0}),
+        "save": save_video("i2v_instruction_states"),
+    },
+    links=[
+        ("checkpoint", "CLIP", "negative", "clip"),
+        ("checkpoint", "VAE", "latent", "vae"), ("image", "IMAGE", "latent", "image"),
+        ("vlm_loader", "vlm", "decompose", "vlm"), ("checkpoint", "CLIP", "decompose", "clip"),
+        ("image", "IMAGE", "decompose", "images"), ("latent", "LATENT", "decompose", "latent"),
+        ("checkpoint", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("latent", "LATENT", "apply_i2v", "reference"),
+        ("apply_i2v", "MODEL", "sampler", "model"), ("decompose", "positive", "sampler", "positive"),
+        ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
+        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        ("decompose", "states", "preview_states", "source"), ("decompose", "schedule", "preview_schedule", "source"),
+        ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
+    ],
+    groups=[
+        ("Models", [["checkpoint", "i2v_loader", "vlm_loader"]]),
+        ("Conditioning", [["image", "negative"], ["latent"], ["decompose"]]),
+        ("Sampling", [["apply_i2v"], ["sampler"]]),
+        ("Output", [["decode", "preview_states", "preview_schedule"], ["video"], ["save"]]),
+    ],
+)
+
+LOOK_BACK = Graph(
+    name="i2v_look_back",
+    title="Look-back temporal layers (train them first)",
+    note=f"""Look-back layers instead of motion modules (implicit semi-auto-regressive I2V): each frame is \
+updated from the frames before it, so your picture, frame 0, reaches the last frame. 256×256 here.
+
+**No look-back layers are published**: they exist only from this pack's trainer, \
+`python training/train_adapter.py --train look_back --base <your SD1.5 checkpoint> --data <your videos> \
+--out models/look_back/{LOOK_BACK_FILE}` (see `docs/training.md`). Files the trainer's built-in demonstration \
+writes are for its tiny model and are refused here.
+
+**Change first**
+
+1. **Load Look-Back Layers**: the file you trained.
+2. **Load Image**: your picture; **Prompt**: what it does.
+
+**Files:**
+
+{files_list(SD15_LINE, f"`{LOOK_BACK_FILE}` (your trained layers) → `models/look_back/`")}
+
+{REFRESH}""",
+    nodes={
+        "checkpoint": checkpoint(),
+        "look_back_loader": loader("I2V_LoadLookBack", {"look_back_name": LOOK_BACK_FILE}),
+        "image": load_image(),
+        "positive": prompt(EXAMPLE_POSITIVE),
+        "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
+        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 256, "height": 256}),
+        "apply_look_back": Node("I2V_ApplyLookBack"),
+        "sampler": Node("KSampler", KSAMPLER_DDIM),
+        "decode": Node("VAEDecode"),
+        "video": Node("CreateVideo", {"fps": 8.0}),
+        "save": save_video("i2v_look_back"),
+    },
+    links=[
+        ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
+        ("checkpoint", "VAE", "latent", "vae"), ("image", "IMAGE", "latent", "image"),
+        ("checkpoint", "MODEL", "apply_look_back", "model"),
+        ("look_back_loader", "I2V_LOOK_BACK", "apply_look_back", "look_back"),
+        ("latent", "LATENT", "apply_look_back", "reference"),
+        ("apply_look_back", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
+        ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
+        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
+    ],
+    groups=[
+        ("Models", [["checkpoint", "look_back_loader"]]),
+        ("Conditioning", [["image", "positive", "negative"], ["latent"]]),
+        ("Sampling", [["apply_look_back"], ["sampler"]]),
+        ("Output", [["decode"], ["video"], ["save"]]),
+    ],
+)
+
+GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, LOOK_BACK]
+
+
+def placeholder_files() -> dict[str, list[str]]:
+    """{models/ folder: file names} the loaders must list while the graphs are made (empty files do)."""
+    folders: dict[str, set[str]] = {}
+    for graph in GRAPHS:
+        for node in graph.nodes.values():
+            for model in node.models:
+                folders.setdefault(model.directory, set()).add(model.name)
+    folders.setdefault("look_back", set()).add(LOOK_BACK_FILE)
+    return {k: sorted(v) for k, v in folders.items()}
