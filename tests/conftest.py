@@ -123,6 +123,38 @@ def ade(comfyui, comfy_base, motion_files):
 
 
 @pytest.fixture(scope="session")
+def official_files(comfy_base, motion_files) -> dict:
+    """The official release's files with random weights, in their own layouts, where the recipe graph's loaders
+    look: i2v_module.pth (a pickle) in models/i2v_adapter; the bundle animatediff_v15_v1_ipplus.pth's v1 motion
+    modules and IP attention weights (without its 1.7 GB UNet) in models/animatediff_models; h94's IP-Adapter Plus
+    in models/ipadapter; a CLIP ViT-H image encoder (632 M parameters, 1.3 GB, written once) in
+    models/clip_vision. Returns {folder: path}."""
+    from safetensors.torch import save_file
+
+    from comfyui_i2v_adapter.kernels.unet_layout import SD15, cross_attention_layers
+    from comfyui_i2v_adapter.tests.support.graphs import random_adapter
+    from comfyui_i2v_adapter.tests.support.random_models import random_ip_adapter_plus, write_random_clip_vision_h
+    from comfyui_i2v_adapter.tests.support.workflows import OFFICIAL_TEST_FILES, TEST_FILES
+
+    models = comfy_base / "models"
+    paths = {"i2v_adapter": models / "i2v_adapter" / OFFICIAL_TEST_FILES["adapter_name"],
+             "animatediff_models": models / "animatediff_models" / OFFICIAL_TEST_FILES["motion_module_name"],
+             "ipadapter": models / "ipadapter" / TEST_FILES["ipadapter_name"],
+             "clip_vision": models / "clip_vision" / TEST_FILES["clip_name"]}
+    for path in paths.values():
+        path.parent.mkdir(exist_ok=True)
+    torch.save(random_adapter(seed=11).state_dict, paths["i2v_adapter"])
+    h94 = random_ip_adapter_plus(SD15)
+    save_file(h94, str(paths["ipadapter"]))
+    attn2 = [path for path, _ in cross_attention_layers(SD15)]
+    ip = {f"{attn2[(int(k.split('.')[1]) - 1) // 2]}.{k.split('.', 2)[2]}": v.half()
+          for k, v in h94.items() if k.startswith("ip_adapter.")}
+    torch.save(torch.load(motion_files["v1"], weights_only=True)["state_dict"] | ip, paths["animatediff_models"])
+    write_random_clip_vision_h(paths["clip_vision"])
+    return paths
+
+
+@pytest.fixture(scope="session")
 def server(comfyui, comfy_base):
     """A ComfyUI server on comfy_base with the pack installed, and VideoHelperSuite when the checkout has it; the
     reference picture is in its input folder."""

@@ -15,18 +15,25 @@ WORKFLOWS = PACK_ROOT / "workflows"
 # The files the tests write into the server's models/ and input/ folders, by the loader input that picks them.
 TEST_FILES = {"ckpt_name": "random_sd15.safetensors", "adapter_name": "random_i2v_sd15.safetensors",
               "image": "reference.png", "model_folder": "tiny-qwen2-vl",
-              "motion_module_name": "random_mm_sd15_v2.safetensors", "look_back_name": "random_look_back_sd15.safetensors"}
+              "motion_module_name": "random_mm_sd15_v2.safetensors", "look_back_name": "random_look_back_sd15.safetensors",
+              "ipadapter_name": "random_ip_adapter_plus_sd15.safetensors",
+              "clip_name": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"}
+# The official release's files in their own layouts (conftest's official_files), for the recipe graph.
+OFFICIAL_TEST_FILES = {"adapter_name": "random_i2v_module.pth", "motion_module_name": "random_v15_v1_ipplus.pth",
+                       "attention_weights": "random_v15_v1_ipplus.pth"}
 # Same graphs, sized for a CPU: the frame counts stay as shipped.
 CPU_SIZES = {"width": 64, "height": 64, "steps": 2}
 
 
-def workflow_prompt(server: ComfyServer, name: str) -> dict:
+def workflow_prompt(server: ComfyServer, name: str, files: dict | None = None) -> dict:
+    """The shipped graph in API form, its loaders on TEST_FILES (`files` replaces some of them)."""
+    test_files = TEST_FILES | (files or {})
     prompt = ui_to_api(load_workflow(WORKFLOWS / name), server.object_info())
     for node in prompt.values():
         inputs = node["inputs"]
         for key, value in inputs.items():
-            if key in TEST_FILES and isinstance(value, str):
-                inputs[key] = TEST_FILES[key]
+            if key in test_files and isinstance(value, str):
+                inputs[key] = test_files[key]
             elif key in CPU_SIZES and isinstance(value, int):
                 inputs[key] = min(value, CPU_SIZES[key])
     return prompt
