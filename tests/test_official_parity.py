@@ -59,7 +59,6 @@ def setup(tmp_path_factory, comfy_base, motion_files, comfyui):
     layout.mkdir()
     write_official_layout(layout, bundle, adapter.state_dict, work / "ip-adapter-plus_sd15.bin",
                           small_clip_vision_config(CLIP_WIDTH), clip_vision.get_sd(), work / "reference.png")
-    torch.save(bundle, work / BUNDLE)
     del bundle
 
     g = torch.Generator().manual_seed(3)
@@ -74,7 +73,8 @@ def setup(tmp_path_factory, comfy_base, motion_files, comfyui):
         inputs[f"noisy_{t}"] = noisy
     spec = {"frames": FRAMES, "timesteps": list(TIMESTEPS), "seed": 7, "noise_seed": 8, "steps": 25, "cfg": 7.5}
     official = run_official(layout, *OFFICIAL, inputs, spec)
-    return {"work": work, "adapter_path": layout / "i2v_module.pth", "clip_vision": clip_vision, "inputs": inputs,
+    return {"work": work, "bundle": layout / "sd15/unet" / BUNDLE, "adapter_path": layout / "i2v_module.pth",
+            "clip_vision": clip_vision, "inputs": inputs,
             "official": official}
 
 
@@ -88,12 +88,12 @@ def our_model(sd15, setup, beta_schedule="autoselect", groupnorm="autoselect", c
     from comfyui_i2v_adapter.nodes.temporal_layer_nodes import ApplyMotionModule
 
     work = setup["work"]
-    model = ApplyMotionModule.execute(sd15[0], read_motion_module(work / BUNDLE), 1.0, beta_schedule,
+    model = ApplyMotionModule.execute(sd15[0], read_motion_module(setup["bundle"]), 1.0, beta_schedule,
                                       groupnorm).result[0]
     model = ApplyI2VAdapter.execute(model, read_adapter(setup["adapter_path"]), reference_latent(setup), 1.0).result[0]
     if content:
         image = torch.from_numpy(np.asarray(Image.open(work / "reference.png").convert("RGB")) / 255.0).float()[None]
-        model = ApplyContentAdapter.execute(model, read_content_adapter(work / "ip-adapter-plus_sd15.bin", work / BUNDLE),
+        model = ApplyContentAdapter.execute(model, read_content_adapter(work / "ip-adapter-plus_sd15.bin", setup["bundle"]),
                                             setup["clip_vision"], image, 1.0).result[0]
     return model
 
