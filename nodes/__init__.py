@@ -3,10 +3,12 @@ from comfy_api.latest import ComfyExtension
 
 from .colour_drift import AnchorLatentColour, ColourMatch
 from .content_adapter_nodes import ApplyContentAdapter, LoadContentAdapter
+from .dqformer_nodes import ApplyDQFormer, LoadDQFormer
 from .frame_similarity_prior import FrameSimilarityPrior
 from .i2v_adapter_nodes import ApplyI2VAdapter, LoadI2VAdapter
 from .temporal_layer_nodes import ApplyLookBackLayers, ApplyMotionModule, LoadLookBackLayers, LoadMotionModule
 from .state_decomposition_nodes import DecomposePromptIntoStates, LoadVisionLanguageModel
+from .video_continuation import JoinClips, LastFrame
 from .video_latent import I2VVideoLatent
 
 
@@ -15,4 +17,4 @@ class I2VAdapterExtension(ComfyExtension):
         return [LoadI2VAdapter, ApplyI2VAdapter, I2VVideoLatent, LoadContentAdapter, ApplyContentAdapter,
                 LoadMotionModule, ApplyMotionModule, LoadLookBackLayers, ApplyLookBackLayers,
                 FrameSimilarityPrior, ColourMatch, AnchorLatentColour,
-                LoadVisionLanguageModel, DecomposePromptIntoStates]
+                LoadVisionLanguageModel, DecomposePromptIntoStates, LoadDQFormer, ApplyDQFormer, LastFrame, JoinClips]

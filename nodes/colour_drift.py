@@ -13,6 +13,7 @@ from comfy_api.latest import io
 from ..kernels.colour_match import anchor_channel_statistics, match_colours_to_first_frame
 from .io_types import CATEGORY
 from .patch_support import SharedPatch, check_video_latent
+from .video_latent import reference_image
 
 CHUNK = 16  # frames matched between two interruption checks
 NODE = "I2V Anchor Latent Colour"
@@ -27,17 +28,28 @@ class ColourMatch(io.ComfyNode):
             category=CATEGORY,
             description="Matches each later frame's colours to frame 0's after decoding: the a and b histograms in LAB "
                         "space, the lightness untouched (the official release's post-processing).",
-            inputs=[io.Image.Input("images", tooltip="The decoded video, frame 0 first (VAE Decode's output).")],
-            outputs=[io.Image.Output(tooltip="The same frames, frames 1.. with frame 0's a/b colour distribution; "
-                                             "frame 0 as it was.")],
+            inputs=[
+                io.Image.Input("images", tooltip="The decoded video, frame 0 first (VAE Decode's output)."),
+                io.Image.Input("colour_reference", optional=True,
+                               tooltip="Optional: a picture whose colours every frame gets, frame 0 included. For a "
+                                       "long video made clip by clip, the first clip's picture: each clip's frame 0 "
+                                       "has been through the VAE once more, and matching to it would hand that on. "
+                                       "Not connected: frame 0's colours (the official post-processing)."),
+            ],
+            outputs=[io.Image.Output(tooltip="The same frames, frames 1.. with frame 0's a/b colour distribution "
+                                             "(frame 0 as it was), or every frame with colour_reference's.")],
         )
 
     @classmethod
-    def execute(cls, images):
+    def execute(cls, images, colour_reference=None):
+        template, first = images[:1], 1
+        if colour_reference is not None:
+            template = reference_image(colour_reference, images.shape[2], images.shape[1], "I2V Colour Match")
+            first = 0
         matched = images.clone()
-        for start in range(1, images.shape[0], CHUNK):
+        for start in range(first, images.shape[0], CHUNK):
             comfy.model_management.throw_exception_if_processing_interrupted()
-            chunk = torch.cat([images[:1], images[start:start + CHUNK]])
+            chunk = torch.cat([template.to(images), images[start:start + CHUNK]])
             matched[start:start + CHUNK] = match_colours_to_first_frame(chunk)[1:]
         return io.NodeOutput(matched)
 

@@ -7,6 +7,7 @@ I2V_ADAPTER = "i2v_adapter"
 MOTION_MODULES = "animatediff_models"  # the folder AnimateDiff-Evolved users already have
 LOOK_BACK = "look_back"
 IPADAPTER = "ipadapter"  # the folder ComfyUI_IPAdapter_plus users already have
+DQFORMER = "dqformer"
 LLM = "LLM"  # Hugging Face model folders (one sub-folder per model), the folder other VLM packs use too
 WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pth", ".pt", ".ckpt", ".bin"}
 
@@ -39,5 +40,6 @@ register_model_folder(I2V_ADAPTER, WEIGHT_EXTENSIONS)
 register_model_folder(MOTION_MODULES, WEIGHT_EXTENSIONS)
 register_model_folder(LOOK_BACK, WEIGHT_EXTENSIONS)
 register_model_folder(IPADAPTER, WEIGHT_EXTENSIONS)
+register_model_folder(DQFORMER, WEIGHT_EXTENSIONS)
 # Shared with other packs: added as a path only, keeping whatever extensions they registered.
 folder_paths.add_model_folder_path(LLM, os.path.join(folder_paths.models_dir, LLM))

@@ -77,14 +77,32 @@ def host_attention(transformer_options: dict, attn_precision=None):
 _COMFY_ATTENTION = re.compile(r"(input|middle|output)_blocks?\.(\d+)\.(?:\d+\.)?transformer_blocks\.(\d+)\.(attn[12])\.")
 
 
-def attention_patch_keys(unet_config: dict, attention: str) -> dict[str, tuple[str, int, int]]:
-    """diffusers path of every `attention` ("attn1" or "attn2") -> the key ComfyUI's replace patches use for it:
-    (block, block id, transformer index)."""
-    keys = {}
+def attention_layers(unet_config: dict, attention: str) -> dict[str, tuple[tuple[str, int, int], str]]:
+    """diffusers path of every `attention` ("attn1" or "attn2") -> (the key ComfyUI's replace patches use for it:
+    block, block id, transformer index; the path of the module in ComfyUI's UNet)."""
+    layers = {}
     for diffusers_key, comfy_key in comfy.utils.unet_to_diffusers(unet_config).items():
         match = _COMFY_ATTENTION.match(comfy_key)
         if match and match[4] == attention and diffusers_key.endswith(f".{attention}.to_q.weight"):
             block, number, index = match.groups()[:3]
             # The UNet reports its middle block as ("middle", 0) whatever its position in middle_block.
-            keys[diffusers_key.removesuffix(".to_q.weight")] = (block, 0 if block == "middle" else int(number), int(index))
-    return keys
+            key = (block, 0 if block == "middle" else int(number), int(index))
+            layers[diffusers_key.removesuffix(".to_q.weight")] = (key, comfy_key.removesuffix(".to_q.weight"))
+    return layers
+
+
+def attention_patch_keys(unet_config: dict, attention: str) -> dict[str, tuple[str, int, int]]:
+    """diffusers path of every `attention` -> the key ComfyUI's replace patches use for it."""
+    return {path: key for path, (key, _) in attention_layers(unet_config, attention).items()}
+
+
+def chunk_frames(transformer_options: dict, rows: int) -> list[int]:
+    """The video frame of each row of one chunk of the UNet's batch: all frames, or a context window's (the
+    reference in front counts as frame 0)."""
+    window = context_window(transformer_options)
+    if window is None:
+        return list(range(rows))
+    frames = [0] * bool(transformer_options.get(REFERENCE_IN_FRONT)) + list(window)
+    if len(frames) != rows:
+        raise RuntimeError(f"a chunk of {rows} frames cannot be the context window {window[0]}..{window[-1]}")
+    return frames

@@ -1,18 +1,37 @@
 """Load Vision-Language Model and Decompose Prompt into States (AID's MLLM prompt decomposition)."""
+import hashlib
 import logging
+from collections import OrderedDict
 
 from comfy_api.latest import io
 
 from ..kernels.state_answer import parse_answer, states_text
 from ..kernels.state_prompt import AID_TEMPLATE, state_question
 from ..kernels.state_schedule import frame_state_weights, schedule_string, state_starts
-from .io_types import CATEGORY, VisionLanguageModelType
+from .io_types import CATEGORY, StateFeaturesType, VisionLanguageModelType
 from .model_folders import LLM
 from .state_conditioning import per_frame_conditioning
-from .vlm_answer import ask, pictures
+from .vlm_answer import DecomposedStates, answer_features, ask, pictures
 from .vlm_model import DEVICES, DTYPES, load_vision_language_model, missing_folder_message, model_folder_names
 
 NODE = "Decompose Prompt into States"
+# The model's recent answers and hidden states, by what decides them: a re-queue with other settings downstream
+# (frames, blend, CLIP) does not run the model again.
+_RECENT, RECENT_ANSWERS = OrderedDict(), 8
+
+
+def _model_work(vlm, images, question: str, instruction: str, states: int, max_new_tokens: int, temperature: float,
+                seed: int):
+    key = (vlm.name, str(vlm.model.dtype), hashlib.sha256(b"".join(p.tobytes() for p in images)).hexdigest(),
+           question, max_new_tokens, temperature, seed if temperature > 0 else None)
+    if key not in _RECENT:
+        answer = ask(vlm, images, question, max_new_tokens, temperature, seed)
+        result = parse_answer(answer, states, instruction)
+        _RECENT[key] = (answer, result, answer_features(vlm, images, question, result.states))
+        while len(_RECENT) > RECENT_ANSWERS:
+            _RECENT.popitem(last=False)
+    _RECENT.move_to_end(key)
+    return _RECENT[key]
 
 
 class LoadVisionLanguageModel(io.ComfyNode):
@@ -110,6 +129,10 @@ class DecomposePromptIntoStates(io.ComfyNode):
                                  tooltip='"frame": "state" lines for FizzNodes\' Batch Prompt Schedule or '
                                          "AnimateDiff-Evolved's Prompt Scheduling (same frames)."),
                 io.String.Output(display_name="answer", tooltip="The model's answer as it was written."),
+                StateFeaturesType.Output(display_name="state_features",
+                                         tooltip="The model's hidden states over the image and instruction and over "
+                                                 "each state, with each frame's blend of the states: for Apply "
+                                                 "DQFormer."),
             ],
         )
 
@@ -122,9 +145,11 @@ class DecomposePromptIntoStates(io.ComfyNode):
             state_starts(frames, states)
         except ValueError as e:
             raise ValueError(f"{NODE}: {e}") from None
-        answer = ask(vlm, pictures(images, max_image_side), question, max_new_tokens, temperature, sampling_seed)
-        result = parse_answer(answer, states, instruction)
+        answer, result, features = _model_work(vlm, pictures(images, max_image_side), question, instruction, states,
+                                               max_new_tokens, temperature, sampling_seed)
         for note in result.notes:
             logging.warning("%s: %s", NODE, note)
-        positive = per_frame_conditioning(clip, result.states, frame_state_weights(frames, states, blend_frames))
-        return io.NodeOutput(positive, states_text(result), schedule_string(result.states, frames), answer)
+        weights = frame_state_weights(frames, states, blend_frames)
+        positive = per_frame_conditioning(clip, result.states, weights)
+        return io.NodeOutput(positive, states_text(result), schedule_string(result.states, frames), answer,
+                             DecomposedStates(vlm.name, features, weights))

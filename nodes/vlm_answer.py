@@ -1,5 +1,7 @@
 """Asking a vision-language model one question about one or more images, as a ComfyUI node step: the queue's
 progress bar counts the new tokens, and interrupting the queue stops the generation."""
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image
@@ -8,6 +10,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 import comfy.model_management as model_management
 import comfy.utils
 
+from ..kernels.vlm_io import StateFeatures, chat_inputs, state_features
 from .vlm_model import VisionLanguageModel, model_on_device
 
 
@@ -36,13 +39,6 @@ class QueueWatch(StoppingCriteria):
                           device=input_ids.device)
 
 
-def chat_inputs(processor, images: list[Image.Image], question: str):
-    """The processor's tensors for one user turn: the images in order, then the question."""
-    content = [{"type": "image", "image": picture} for picture in images] + [{"type": "text", "text": question}]
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                         tokenize=True, return_dict=True, return_tensors="pt")
-
-
 def ask(vlm: VisionLanguageModel, images: list[Image.Image], question: str, max_new_tokens: int,
         temperature: float, seed: int) -> str:
     """The model's answer to the images (in order) followed by the question: greedy when temperature is 0, else
@@ -62,3 +58,20 @@ def ask(vlm: VisionLanguageModel, images: list[Image.Image], question: str, max_
     model_management.throw_exception_if_processing_interrupted()
     bar.update_absolute(max_new_tokens)
     return vlm.processor.decode(tokens[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+@dataclass
+class DecomposedStates:
+    """What Decompose Prompt into States gives Apply DQFormer."""
+    model: str                     # the vision-language model's name
+    features: StateFeatures | None  # None where the model returns no hidden states
+    weights: torch.Tensor          # [frames, states]: each frame's blend of the states
+
+
+def answer_features(vlm: VisionLanguageModel, images: list[Image.Image], question: str,
+                    states: list[str]) -> StateFeatures | None:
+    """The hidden states a DQFormer reads: over the images and the question, and over each state's sentence."""
+    inputs = chat_inputs(vlm.processor, images, question)
+    with model_on_device(vlm) as device:
+        inputs = inputs.to(device=device, dtype=vlm.model.dtype)
+        return state_features(vlm.model, vlm.processor, inputs, states, vlm.name)

@@ -237,6 +237,22 @@ def test_the_colour_match_node_matches_decoded_frames_to_frame0(sd15):
     assert torch.allclose(matched[:17], match_colours_to_first_frame(images[:17]))
 
 
+def test_the_colour_match_node_matches_every_frame_to_a_colour_reference(sd15):
+    """A long video's clips matched to the first clip's picture (resized and centre-cropped to the frames), frame 0
+    included: the colours a clip's frame 0 picked up through the VAE are not handed on."""
+    from comfyui_i2v_adapter.kernels.colour_match import match_colours_to_first_frame
+    from comfyui_i2v_adapter.nodes.colour_drift import ColourMatch
+    from comfyui_i2v_adapter.nodes.video_latent import reference_image
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(20, 16, 24, 3, generator=generator) * torch.linspace(0.5, 1, 20).view(-1, 1, 1, 1)
+    picture = torch.rand(1, 40, 30, 3, generator=generator) ** 2
+    matched = ColourMatch.execute(images, picture).result[0]
+    template = reference_image(picture, 24, 16, "test")
+    assert torch.allclose(matched[:16], match_colours_to_first_frame(torch.cat([template, images[:16]]))[1:])
+    assert torch.allclose(matched[16:], match_colours_to_first_frame(torch.cat([template, images[16:]]))[1:])
+    assert not torch.allclose(matched[0], images[0], atol=1e-2)
+
+
 # Bad inputs, each with the message that says what to change.
 
 def test_t0_outside_0_1_is_refused(sd15):

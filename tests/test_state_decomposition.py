@@ -34,7 +34,8 @@ def llm(tmp_path_factory, comfyui):
 def node_inputs(folder, images, question):
     import transformers
 
-    from comfyui_i2v_adapter.nodes.vlm_answer import chat_inputs, pictures
+    from comfyui_i2v_adapter.kernels.vlm_io import chat_inputs
+    from comfyui_i2v_adapter.nodes.vlm_answer import pictures
     processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
     return chat_inputs(processor, pictures(images, DEFAULTS["max_image_side"]), question)
 
@@ -58,8 +59,20 @@ def load(name, **options):
     return LoadVisionLanguageModel.execute(name, **options).result[0]
 
 
+def forget_answers():
+    """The node keeps the model's recent answers; forgetting them makes the next call ask the model."""
+    from comfyui_i2v_adapter.nodes import state_decomposition_nodes
+    state_decomposition_nodes._RECENT.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_answers():
+    forget_answers()
+
+
 def decompose(vlm, clip, images=None, frames=16, seed=0, **inputs):
-    """The node on a video latent of `frames` frames (the conditioning gets one row per frame)."""
+    """The node on a video latent of `frames` frames (the conditioning gets one row per frame): positive, states,
+    schedule, answer and the state features."""
     from comfyui_i2v_adapter.nodes.state_decomposition_nodes import DecomposePromptIntoStates
     images = astronaut() if images is None else images
     latent = {"samples": torch.zeros(frames, 4, 8, 8)}
@@ -79,7 +92,7 @@ def test_every_family_loads_from_local_files_and_answers_greedily_through_the_no
 
     folder = write_tiny_vlm(llm / f"random-{family}")
     vlm = load(folder.name)
-    positive, states, schedule, answer = decompose(vlm, sd15[1], frames=8, max_new_tokens=12)
+    positive, states, schedule, answer, _ = decompose(vlm, sd15[1], frames=8, max_new_tokens=12)
     model = transformers.AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True)
     inputs = node_inputs(folder, astronaut(), state_question(AID_TEMPLATE, INSTRUCTION, 4))
     tokens = model.generate(**inputs, max_new_tokens=12, do_sample=False)
@@ -93,7 +106,7 @@ def test_every_family_loads_from_local_files_and_answers_greedily_through_the_no
 
 def test_a_real_answer_becomes_the_states_the_schedule_and_the_frames_conditioning(chatty_model, sd15):
     clip = sd15[1]
-    positive, states, schedule, answer = decompose(load(chatty_model), clip)
+    positive, states, schedule, answer, _ = decompose(load(chatty_model), clip)
     assert answer == CHATTY
     assert states == "\n".join(f"{i}. {s}" for i, s in enumerate(ASTRONAUT, 1))
     assert schedule == schedule_string(ASTRONAUT, 16)
@@ -116,7 +129,7 @@ def test_several_reference_images_reach_the_model_in_order(llm, sd15):
                         images=pair)
     folder = llm / name
     assert node_inputs(folder, pair, "q")["image_grid_thw"].shape[0] == 2
-    _, states, _, _ = decompose(load(name), sd15[1], images=pair)
+    _, states, _, _, _ = decompose(load(name), sd15[1], images=pair)
     assert states.splitlines() == [f"{i}. {s}" for i, s in enumerate(ASTRONAUT, 1)]
 
 
@@ -132,6 +145,7 @@ def test_progress_counts_new_tokens_and_an_interrupt_stops_generation(chatty_mod
         tokens = len(vlm.processor.tokenizer(CHATTY)["input_ids"]) + 1  # and the end-of-turn token
         assert updates == [(i, MAX_TOKENS) for i in range(1, tokens + 1)] + [(MAX_TOKENS, MAX_TOKENS)]
         updates.clear()
+        forget_answers()  # the same question again
         comfy.model_management.interrupt_current_processing(True)
         with pytest.raises(comfy.model_management.InterruptProcessingException):
             decompose(vlm, sd15[1])
@@ -153,6 +167,7 @@ def test_the_model_is_loaded_through_comfyui_and_kept_only_when_asked(chatty_mod
     import comfy.model_management
 
     for keep_loaded in (False, True):
+        forget_answers()
         vlm = load(chatty_model, keep_loaded=keep_loaded)
         assert vlm.patcher.loaded_size() == 0
         decompose(vlm, sd15[1])
@@ -167,7 +182,7 @@ def test_the_model_is_loaded_through_comfyui_and_kept_only_when_asked(chatty_mod
 
 def test_an_answer_with_no_usable_state_falls_back_to_the_instruction(llm, sd15):
     clip = sd15[1]
-    positive, states, schedule, answer = decompose(load(taught_model(llm, "taught-silent", "")), clip)
+    positive, states, schedule, answer, _ = decompose(load(taught_model(llm, "taught-silent", "")), clip)
     assert answer == ""
     assert states.endswith("Note: No usable states in the model's answer: the instruction itself is used for all 4 "
                            "states.")
@@ -226,3 +241,37 @@ def test_more_states_than_frames_is_refused(chatty_model, sd15):
     with pytest.raises(ValueError, match=r"Decompose Prompt into States: states \(4\) is more than frames \(3\): "
                                          r"every state needs at least one frame"):
         decompose(load(chatty_model), sd15[1], frames=3)
+
+
+def test_state_features_are_the_models_hidden_states_of_the_input_and_of_each_state(llm, chatty_model, sd15):
+    """The instruction features are the last layer over the image and the question, as a forward pass over the
+    question alone gives them (the model is causal); each state's rows are its sentence's tokens."""
+    import transformers
+
+    *_, decomposed = decompose(load(chatty_model), sd15[1], frames=8)
+    features = decomposed.features
+    model = transformers.AutoModelForImageTextToText.from_pretrained(llm / chatty_model, local_files_only=True)
+    inputs = node_inputs(llm / chatty_model, astronaut(), state_question(AID_TEMPLATE, INSTRUCTION, 4))
+    with torch.no_grad():
+        alone = model(**inputs, output_hidden_states=True).hidden_states[-1][0]
+    assert torch.allclose(features.instruction[0], alone, atol=1e-5) and features.instruction_mask.all()
+    tokenizer = transformers.AutoProcessor.from_pretrained(llm / chatty_model, local_files_only=True).tokenizer
+    lengths = [len(tokenizer(f"{i}. {s}\n", add_special_tokens=False)["input_ids"]) for i, s in enumerate(ASTRONAUT, 1)]
+    assert features.states_mask.sum(dim=1).tolist() == lengths and features.model == chatty_model
+    assert decomposed.weights.shape == (8, 4) and torch.allclose(decomposed.weights.sum(dim=1), torch.ones(8))
+
+
+def test_a_requeue_with_other_settings_downstream_does_not_run_the_model_again(chatty_model, sd15):
+    import comfy.utils
+
+    vlm, updates = load(chatty_model), []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: updates.append(value))
+    try:
+        first = decompose(vlm, sd15[1], frames=16)
+        generated = len(updates)
+        again = decompose(vlm, sd15[1], frames=8, blend_frames=0.0)
+        assert generated > 0 and len(updates) == generated and again[3] == first[3]
+        decompose(vlm, sd15[1], instruction="tearing paper slowly")
+        assert len(updates) > generated  # another question: the model runs
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)

@@ -211,3 +211,23 @@ def test_the_noise_schedule_and_groupnorm_follow_the_motion_module(inputs, motio
     config = config_from(p, args)
     prepare(config, args)
     assert (config.noise_schedule.label, config.group_norm_across_frames) == (schedule, across)
+
+
+def test_the_dqformer_needs_a_vision_language_model_folder(capsys, inputs):
+    code, err = run(capsys, inputs, "--train", "dqformer")
+    assert code == 2 and "--train dqformer needs --vlm" in err
+    (inputs / "instructed.csv").write_text("path,text,instruction\n" + "".join(
+        f"{video.name},a caption,it rolls left\n" for video in sorted((inputs / "videos").glob("*.mp4"))))
+    code, err = run(capsys, inputs, "--train", "dqformer", "--vlm", str(inputs / "no-such-model"),
+                    data="instructed.csv")
+    assert code == 1 and "--vlm" in err and "no-such-model is not a folder" in err
+
+
+def test_the_dqformer_needs_an_instruction_per_video(capsys, inputs):
+    """Checked before the vision-language model loads: which file, how many videos lack one, what to give."""
+    (inputs / "instructions.csv").write_text("path,text\n" + "".join(
+        f"{video.name},a caption\n" for video in sorted((inputs / "videos").glob("*.mp4"))))
+    for data, expected in (("videos", "a folder of videos has no instructions"),
+                           ("instructions.csv", 'give an "instruction" column')):
+        code, err = run(capsys, inputs, "--train", "dqformer", "--vlm", str(inputs), data=data)
+        assert code == 1 and "--train dqformer needs an instruction per video" in err and expected in err, err

@@ -57,7 +57,8 @@ def test_listings_that_are_not_understood_say_what_is_expected(tmp_path):
         list_videos(tmp_path / "wrong.csv")
     with pytest.raises(ValueError, match='wrong.jsonl line 2 is not a JSON object with a "video" path'):
         list_videos(tmp_path / "wrong.jsonl")
-    with pytest.raises(ValueError, match="must be a folder of videos, a .csv or a .jsonl file; videos.txt"):
+    with pytest.raises(ValueError, match="must be a folder of videos, a .csv, a .jsonl or a Something-Something v2 "
+                                         "label .json file; videos.txt is none of these"):
         list_videos(tmp_path / "videos.txt")
     with pytest.raises(FileNotFoundError, match="--data .*missing does not exist"):
         list_videos(tmp_path / "missing")
@@ -130,3 +131,24 @@ def test_a_video_that_breaks_after_listing_is_reported_when_drawn(videos, tmp_pa
     path.write_bytes(b"")
     with pytest.raises(Unusable, match="unreadable"):
         clips.clip(0, torch.Generator().manual_seed(0))
+
+
+def test_instructions_come_from_a_column_a_key_or_something_something_labels(videos):
+    """The DQFormer's instruction per video: a CSV "instruction" column, a JSONL "instruction" key, or SSv2's label
+    file, where the label is caption and instruction."""
+    folder, written = videos
+    names = sorted(written)
+    (folder / "instructed.csv").write_text("path,text,instruction\n" + "".join(f"{n},{written[n]},move {n}\n"
+                                                                              for n in names))
+    (folder / "instructed.jsonl").write_text("".join(
+        json.dumps({"video": n, "caption": written[n], "instruction": f"move {n}"}) + "\n" for n in names))
+    for listing in ("instructed.csv", "instructed.jsonl"):
+        entries, _ = list_videos(folder / listing)
+        assert [e.instruction for e in entries] == [f"move {n}" for n in names], listing
+    labels = [{"id": "74225", "label": "Pushing a cup from left to right", "template": "Pushing [something]"}]
+    (folder / "ssv2.json").write_text(json.dumps(labels))
+    (entry,) = list_videos(folder / "ssv2.json", folder)[0]
+    assert (entry.path, entry.caption, entry.instruction) == (folder / "74225.webm", labels[0]["label"],
+                                                              labels[0]["label"])
+    with pytest.raises(ValueError, match="ssv2.json is a Something-Something v2 label file: pass --video-folder"):
+        list_videos(folder / "ssv2.json")

@@ -178,3 +178,44 @@ def test_cached_latents_are_encoded_once_and_reused(tmp_path):
     second = train(cached("second"), tiny_base(), clips, log=quiet)
     assert {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").iterdir()} == files
     assert second.losses == first.losses
+
+
+class CountingFeatures:
+    """A tiny Qwen2-VL's features for the DQFormer, counting the clips it is asked about."""
+
+    def __init__(self, folder):
+        from comfyui_i2v_adapter.training.instruction_features import VisionLanguageFeatures
+
+        self.features, self.asked = VisionLanguageFeatures(folder, states=2, max_new_tokens=24), 0
+        self.name, self.states, self.hidden_size = self.features.name, 2, self.features.hidden_size
+
+    def to(self, device, dtype):
+        self.features.to(device, dtype)
+        return self
+
+    def __call__(self, first_frame, instruction):
+        self.asked += 1
+        return self.features(first_frame, instruction)
+
+
+def test_the_dqformer_trains_on_cached_vision_language_features_and_resumes_exactly(tmp_path):
+    """--train dqformer: the vision-language model answers once per clip (its hidden states cached with the
+    latents); a run stopped after step 2 and resumed gives the losses and the file of a run that never stopped."""
+    from comfyui_i2v_adapter.kernels.dqformer_file import read_dqformer
+    from comfyui_i2v_adapter.tests.support.tiny_vlms import write_tiny_vlm
+
+    features = CountingFeatures(write_tiny_vlm(tmp_path / "tiny-vlm"))
+    clips = SyntheticClips(4, FRAMES, 32, instructed=True)
+    run = lambda name, steps, resume=None: train(
+        config(tmp_path / name, ("dqformer",), steps=steps, cache_dir=tmp_path / "cache", resume=resume),
+        tiny_base(), clips, features=features, log=quiet)
+    straight = run("straight", 4)
+    assert features.asked == len(clips) and len(list((tmp_path / "cache").iterdir())) == len(clips)
+    run("resumed", 2)
+    resumed = run("resumed", 4, resume="latest")
+    assert features.asked == len(clips)
+    assert resumed.losses == straight.losses[2:]
+    written = [read_dqformer(tmp_path / name / "dqformer_tiny_demo.safetensors") for name in ("straight", "resumed")]
+    assert written[0].vision_language_model == "tiny-vlm"
+    assert written[0].shape.feature_dim == features.hidden_size
+    assert all(torch.equal(written[0].state_dict[k], written[1].state_dict[k]) for k in written[0].state_dict)

@@ -1,5 +1,6 @@
-"""Tier 2: the shipped instruction-states workflow on a real ComfyUI server: a tiny Qwen2-VL in the server's
-models/LLM answers the workflow's own question, and its states condition the KSampler frame by frame."""
+"""Tier 2: the shipped instruction-states and DQFormer workflows on a real ComfyUI server: a tiny Qwen2-VL in the
+server's models/LLM answers the workflow's own question, and its states condition the KSampler frame by frame (and,
+through a DQFormer, add condition tokens)."""
 import pytest
 
 from comfyui_i2v_adapter.kernels.adapter_file import write_adapter
@@ -15,6 +16,7 @@ from comfyui_i2v_adapter.tests.support.workflows import TEST_FILES, run_workflow
 
 pytestmark = pytest.mark.comfyui
 WORKFLOW = "i2v_instruction_states.json"
+DQFORMER_WORKFLOW = "i2v_dqformer.json"
 STATES = ["The astronaut stands still, holding the flag pole.", "The astronaut lifts the flag above the helmet.",
           "The astronaut waves the flag from side to side.", "The astronaut lowers the flag and smiles."]
 
@@ -25,7 +27,8 @@ def prompt(server):
     count, reference picture as the node shows it) in numbered states, and an adapter file where it has none."""
     from transformers import AutoProcessor
 
-    from comfyui_i2v_adapter.nodes.vlm_answer import chat_inputs, pictures
+    from comfyui_i2v_adapter.kernels.vlm_io import chat_inputs
+    from comfyui_i2v_adapter.nodes.vlm_answer import pictures
 
     prompt = workflow_prompt(server, WORKFLOW)
     asked = prompt[node_of_type(prompt, "I2V_DecomposePromptIntoStates")]["inputs"]
@@ -61,3 +64,36 @@ def test_a_missing_model_folder_is_refused_naming_the_folders_searched(server, p
     prompt[node_of_type(prompt, "I2V_LoadVisionLanguageModel")]["inputs"]["model_folder"] = "Qwen3-VL-2B-Instruct"
     with pytest.raises(PromptRejected, match=r"'Qwen3-VL-2B-Instruct' was not found in models/LLM \(searched: "):
         server.run(prompt)
+
+
+def test_the_dqformer_workflow_adds_tokens_from_the_models_states(server, prompt):
+    """i2v_dqformer.json asks the same question as the instruction-states graph (so the taught model answers it),
+    and Apply DQFormer's tokens change the frames it generates; at weight 0 it samples what the graph without it
+    samples."""
+    import json
+
+    import torch
+
+    from comfyui_i2v_adapter.kernels.dqformer import DQFormer, DQFormerShape
+    from comfyui_i2v_adapter.kernels.dqformer_file import write_dqformer
+
+    graph = workflow_prompt(server, DQFORMER_WORKFLOW)
+    decompose = lambda p: {k: v for k, v in p[node_of_type(p, "I2V_DecomposePromptIntoStates")]["inputs"].items()
+                           if not isinstance(v, list)}
+    assert decompose(graph) == decompose(prompt)
+    folder = server.base / "models/LLM" / TEST_FILES["model_folder"]
+    hidden = json.loads((folder / "config.json").read_text())
+    hidden = hidden.get("text_config", hidden)["hidden_size"]
+    torch.manual_seed(0)
+    model = DQFormer(DQFormerShape(hidden, SD15.context_dim, width=64, layers=2, heads=4, queries=8))
+    torch.nn.init.normal_(model.proj_out.weight, std=0.5)  # as if trained: not zero
+    name = graph[node_of_type(graph, "I2V_LoadDQFormer")]["inputs"]["dqformer_name"]
+    (server.base / "models/dqformer").mkdir(exist_ok=True)
+    write_dqformer(server.base / "models/dqformer" / name, model, SD15, folder.name)
+
+    with_tokens = run_workflow(server, graph)
+    assert with_tokens.video_frames == 16 and torch.equal(with_tokens.sampled[0], with_tokens.video_latent[0])
+    graph[node_of_type(graph, "I2V_ApplyDQFormer")]["inputs"]["weight"] = 0.0
+    without = run_workflow(server, graph)
+    assert all((with_tokens.sampled[i] - without.sampled[i]).abs().max() > 1e-3 for i in range(1, 16))
+    assert torch.equal(without.sampled, run_workflow(server, prompt).sampled)

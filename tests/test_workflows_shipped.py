@@ -13,6 +13,7 @@ from comfyui_i2v_adapter.tests.support.workflows import WORKFLOWS
 
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 GROUPS = ["Models", "Conditioning", "Sampling", "Output"]
+CLIP_GROUPS = ["Models", "Clip 1", "Clip 2", "Clip 3", "Output"]  # the long video: one group per clip
 TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: the title bar sits above a node's pos
 # The file inputs of the loaders in the graphs, and the models/ folder each reads.
 LOADER_FOLDERS = {"CheckpointLoaderSimple": {"ckpt_name": "checkpoints"},
@@ -21,10 +22,12 @@ LOADER_FOLDERS = {"CheckpointLoaderSimple": {"ckpt_name": "checkpoints"},
                   "I2V_LoadMotionModule": {"motion_module_name": "animatediff_models"},
                   "I2V_LoadContentAdapter": {"ipadapter_name": "ipadapter", "attention_weights": "animatediff_models"},
                   "I2V_LoadLookBack": {"look_back_name": "look_back"},
-                  "I2V_LoadVisionLanguageModel": {"model_folder": "LLM"}}
+                  "I2V_LoadVisionLanguageModel": {"model_folder": "LLM"},
+                  "I2V_LoadDQFormer": {"dqformer_name": "dqformer"}}
 # Files no single URL serves: the Note must say where they come from instead.
 NO_DOWNLOAD = {("I2V_LoadLookBack", "look_back_name"): "--train look_back",
-               ("I2V_LoadVisionLanguageModel", "model_folder"): "models/LLM/"}
+               ("I2V_LoadVisionLanguageModel", "model_folder"): "models/LLM/",
+               ("I2V_LoadDQFormer", "dqformer_name"): "--train dqformer"}
 SAME_FILE = "from the IP-Adapter file"  # Load Content-Adapter's attention_weights when the IP-Adapter has them
 
 
@@ -52,7 +55,7 @@ def group_box(group: dict) -> tuple[float, float, float, float]:
 
 def test_every_graph_has_a_thumbnail_for_the_template_browser():
     """ComfyUI's template browser shows workflows/<name>.json under the file name, with workflows/<name>.jpg."""
-    assert "i2v_adapter_official" in NAMES and len(NAMES) == 6
+    assert "i2v_adapter_official" in NAMES and len(NAMES) == 8
     for name in NAMES:
         assert (WORKFLOWS / f"{name}.jpg").read_bytes()[:3] == b"\xff\xd8\xff", f"{name}.jpg is no JPEG"
 
@@ -74,9 +77,9 @@ def test_wires_run_left_to_right(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_four_groups_hold_every_node_and_the_note_says_what_to_do(name):
+def test_the_groups_hold_every_node_and_the_note_says_what_to_do(name):
     graph = workflow(name)
-    assert [g["title"] for g in graph["groups"]] == GROUPS
+    assert [g["title"] for g in graph["groups"]] == (CLIP_GROUPS if name == "i2v_long_video" else GROUPS)
     boxes = [group_box(g) for g in graph["groups"]]
     assert all(not overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), f"{name}: groups overlap"
     assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right, in data-flow order

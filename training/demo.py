@@ -1,14 +1,17 @@
-"""The built-in demonstration (`python training/train_adapter.py` with no arguments): on the CPU in about two
-minutes, fit a tiny base to a synthetic video world, train the I2V-Adapter (or look-back layers) on it exactly as on
-real videos, write the file, and show that it lowers the held-out denoising loss because it uses the first frame."""
+"""The built-in demonstration (`python training/train_adapter.py` with no arguments): on the CPU in a few minutes,
+fit a tiny base to a synthetic video world, train the I2V-Adapter (or look-back layers, or the DQFormer) on it
+exactly as on real videos, write the file, and show that it lowers the held-out denoising loss because it uses the
+first frame (the DQFormer: the instruction)."""
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..kernels.adapter_file import read_adapter
+from ..kernels.dqformer_file import read_dqformer
 from ..kernels.look_back_file import read_look_back
 from ..kernels.unet_layout import TINY
 from .evaluation import held_out_loss
+from .instruction_features import TextEncoderFeatures
 from .tiny_base import fit_tiny_base, tiny_base
 from .tiny_world import SyntheticClips
 from .trainer import TrainConfig, build_video_unet, train
@@ -16,6 +19,8 @@ from .video_unet import VideoUNet
 
 FRAMES, SIZE = 8, 32
 DEMO_STEPS = 150
+# The DQFormer learns slower: its signal reaches the frames through the frozen base's cross-attention only.
+DQFORMER_DEMO_STEPS, DQFORMER_LEARNING_RATE = 1000, 3e-3
 DEMO_FOLDER = Path("i2v_adapter_demo")
 
 
@@ -28,24 +33,27 @@ class DemoResult:
 
 
 def demo_config(folder: Path, train: tuple[str, ...], steps: int, resume: str | None, progress: bool) -> TrainConfig:
-    names = {"i2v_adapter": "i2v_adapter_tiny_demo.safetensors", "look_back": "look_back_tiny_demo.safetensors"}
+    names = {what: f"{what}_tiny_demo.safetensors" for what in train}
     return TrainConfig(train=train, outputs={k: folder / names[k] for k in train}, run_dir=folder / "run",
                        frames=FRAMES, stride=1, width=SIZE, height=SIZE, steps=steps, batch_size=4,
-                       learning_rate=1e-2, caption_dropout=0.1, workers=0, checkpoint_every=50, resume=resume,
+                       learning_rate=DQFORMER_LEARNING_RATE if "dqformer" in train else 1e-2, caption_dropout=0.1, workers=0, checkpoint_every=50, resume=resume,
                        look_back=dict(depth=3, kernel=3, adapter_kernel=3, dense=False), save_dtype="fp32",
-                       progress=progress)
+                       dqformer=dict(width=64, layers=2, heads=4, queries=16), progress=progress)
 
 
 def trained_model(base, outputs: dict[str, Path]) -> VideoUNet:
     """The base with the modules read back from the written files."""
     adapter = read_adapter(outputs["i2v_adapter"]).build() if "i2v_adapter" in outputs else None
     look_back = read_look_back(outputs["look_back"]).build() if "look_back" in outputs else None
-    return VideoUNet(base.unet, TINY, adapter, look_back)
+    dqformer = read_dqformer(outputs["dqformer"]).build() if "dqformer" in outputs else None
+    return VideoUNet(base.unet, TINY, adapter, look_back, dqformer=dqformer)
 
 
-def demo_world(base_steps: int = 150, log=print):
-    """(the fitted and frozen tiny base, the training world, the held-out clips)."""
-    world, held_out = SyntheticClips(512, FRAMES, SIZE, seed=0), SyntheticClips(24, FRAMES, SIZE, seed=1)
+def demo_world(base_steps: int = 150, log=print, instructed: bool = False):
+    """(the fitted and frozen tiny base, the training world, the held-out clips); `instructed`: the world whose
+    instructions decide what later frames show (for the DQFormer)."""
+    world = SyntheticClips(512, FRAMES, SIZE, seed=0, instructed=instructed)
+    held_out = SyntheticClips(24, FRAMES, SIZE, seed=1, instructed=instructed)
     log(f"1/3 fitting a tiny text-to-image base to single frames of a synthetic world ({base_steps} steps) ...")
     base = tiny_base()
     losses = fit_tiny_base(base, world, base_steps)
@@ -55,30 +63,39 @@ def demo_world(base_steps: int = 150, log=print):
 
 def train_and_compare(base, world, held_out, config: TrainConfig, log=print) -> DemoResult:
     """Train on `world` as on real videos, then compare held-out losses: identity start, trained, and trained with
-    every clip given another clip's first frame."""
-    identity = build_video_unet(base, config, None)
-    untrained = held_out_loss(identity, base, held_out, config.noise_schedule)
+    every clip given another clip's first frame (or, when the DQFormer trains, another clip's instruction)."""
+    features = TextEncoderFeatures(base.text) if "dqformer" in config.train else None
+    instructed = features is not None
+    loss = lambda model, swap=False: held_out_loss(model, base, held_out, config.noise_schedule, features=features,
+                                                   swap_first_frames=swap and not instructed,
+                                                   swap_instructions=swap and instructed)
+    identity = build_video_unet(base, config, None, features=features)
+    untrained = loss(identity)
     identity.remove()
     log(f"2/3 training {' and '.join(config.train)} on {FRAMES}-frame clips ({config.steps} steps, checkpoints in "
         f"{config.run_dir})")
-    result = train(config, base, world)
+    result = train(config, base, world, features=features)
     model = trained_model(base, result.outputs)
-    trained = held_out_loss(model, base, held_out, config.noise_schedule)
-    swapped = held_out_loss(model, base, held_out, config.noise_schedule, swap_first_frames=True)
+    trained, swapped = loss(model), loss(model, swap=True)
     model.remove()
+    control = "another clip's instruction" if instructed else "another clip's first frame"
     log(f"3/3 held-out denoising loss on frames 1..{FRAMES - 1} of {len(held_out)} unseen clips:\n"
         f"    zero-initialised: {untrained:.4f}\n"
         f"    trained:          {trained:.4f} ({(trained / untrained - 1) * 100:+.1f}%)\n"
-        f"    trained, but each clip given another clip's first frame: {swapped:.4f} (what it learnt comes from "
-        f"frame 0)")
+        f"    trained, but each clip given {control}: {swapped:.4f} (what it learnt comes from "
+        f"{'the instruction' if instructed else 'frame 0'})")
     return DemoResult(untrained, trained, swapped, result.outputs)
 
 
-def run_demo(folder: Path = DEMO_FOLDER, train_what: tuple[str, ...] = ("i2v_adapter",), steps: int = DEMO_STEPS,
+def demo_steps(train_what: tuple[str, ...]) -> int:
+    return DQFORMER_DEMO_STEPS if "dqformer" in train_what else DEMO_STEPS
+
+
+def run_demo(folder: Path = DEMO_FOLDER, train_what: tuple[str, ...] = ("i2v_adapter",), steps: int | None = None,
              resume: str | None = None, progress: bool = True, log=print) -> DemoResult:
     folder.mkdir(parents=True, exist_ok=True)
-    base, world, held_out = demo_world(log=log)
-    config = demo_config(folder, train_what, steps, resume, progress)
+    base, world, held_out = demo_world(log=log, instructed="dqformer" in train_what)
+    config = demo_config(folder, train_what, steps or demo_steps(train_what), resume, progress)
     if resume is None:
         shutil.rmtree(config.run_dir, ignore_errors=True)  # the demonstration's own previous run
     result = train_and_compare(base, world, held_out, config, log)

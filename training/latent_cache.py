@@ -1,5 +1,6 @@
-"""Optional on-disk cache of VAE posteriors, caption embeddings and the Content-Adapter's image tokens
-(--cache-latents): encoded once before training, after which the VAE and the text and image encoders leave the GPU.
+"""Optional on-disk cache of VAE posteriors, caption embeddings, the Content-Adapter's image tokens and the
+vision-language model's features for the DQFormer (--cache-latents, always with --train dqformer): encoded once
+before training, after which the VAE and the text, image and vision-language models leave the GPU.
 
 One clip per video is cached (its start drawn once from the seed), so every epoch sees the same frames of a video;
 caption dropout still varies (the empty caption's embedding is computed once per run). Files are keyed by the
@@ -27,6 +28,10 @@ class CachedClip:
     pooled: torch.Tensor | None  # [dim] (SDXL)
     geometry: torch.Tensor
     image_tokens: torch.Tensor | None = None  # [queries, dim] (Content-Adapter)
+    instruction: torch.Tensor | None = None   # [T, hidden]: the vision-language model's features (DQFormer) ...
+    instruction_mask: torch.Tensor | None = None
+    states: torch.Tensor | None = None        # ... [states, T', hidden]
+    states_mask: torch.Tensor | None = None
 
 
 class CachedClips:
@@ -42,7 +47,8 @@ class CachedClips:
     def clip(self, index: int, generator: torch.Generator | None = None) -> CachedClip:
         tensors = load_file(str(self.files[index]))
         return CachedClip(tensors["moments"], tensors["context"], tensors.get("pooled"), tensors["geometry"],
-                          tensors.get("image_tokens"))
+                          *(tensors.get(name) for name in ("image_tokens", "instruction", "instruction_mask", "states",
+                                                           "states_mask")))
 
     def placeholder(self) -> CachedClip:
         return CachedClip(**{k: torch.zeros_like(v) if v is not None else None
@@ -54,9 +60,11 @@ def _file(folder: Path, key: dict, identity: str) -> Path:
     return folder / f"{digest}.safetensors"
 
 
-def cache_clips(clips, base, image, folder: Path, key: dict, accelerator, log, progress: bool = True) -> CachedClips:
+def cache_clips(clips, base, image, features, folder: Path, key: dict, accelerator, log, progress: bool = True
+                ) -> CachedClips:
     """Encode every clip not cached yet (each process its share), then list the cached ones. `key`: what else the
-    cache depends on (base, Content-Adapter, clip shape, seed). `image`: the Content-Adapter's conditioning, if any."""
+    cache depends on (base, Content-Adapter, vision-language model, clip shape, seed). `image`: the Content-Adapter's
+    conditioning, `features`: the DQFormer's vision-language model, if any."""
     folder.mkdir(parents=True, exist_ok=True)
     files = [_file(folder, key, clips.identity(i)) for i in range(len(clips))]
     mine = range(accelerator.process_index, len(clips), accelerator.num_processes)
@@ -75,6 +83,10 @@ def cache_clips(clips, base, image, folder: Path, key: dict, accelerator, log, p
             tensors["pooled"] = conditioning.pooled[0]
         if image is not None:
             tensors["image_tokens"] = image.tokens(clip.pixels[None, 0])[0]
+        if features is not None:
+            found = features(clip.pixels[0], clip.instruction)
+            tensors |= {"instruction": found.instruction[0], "instruction_mask": found.instruction_mask[0],
+                        "states": found.states, "states_mask": found.states_mask}
         save_safetensors(files[index], tensors, {"video": clips.describe(index)})
     accelerator.wait_for_everyone()
     cached = [i for i in range(len(clips)) if files[i].exists()]

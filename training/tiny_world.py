@@ -1,6 +1,12 @@
 """A synthetic video world for the demonstration and the learning tests: discs and squares that keep their colour
 and stripes while they glide and bounce over a plain background. The captions name the shapes only, so the first
-frame is the only place a later frame's colours can come from."""
+frame is the only place a later frame's colours can come from.
+
+With instructions, stripes of a named direction appear on the background after frame 0 ("vertical stripes appear on
+the background"): what the later frames show then comes from the instruction alone, neither from the caption nor
+from frame 0. (A change every later frame shows, not a direction of motion: the demonstration's base has no temporal
+layers, so a frame does not know how far along the video it is. Fine stripes, not a colour: a plain colour shows
+through the noise at most timesteps, so the instruction would hardly be needed.)"""
 import math
 
 import torch
@@ -9,13 +15,22 @@ from .seeds import generator as seeded
 from .video_clips import Clip
 
 SHAPES = ("disc", "square")
+STRIPES = {"horizontal": 0.5, "vertical": 0.0, "rising": 0.25, "falling": 0.75}  # direction (half turns) by name
 
 
-def render_clip(generator: torch.Generator, frames: int, size: int) -> tuple[torch.Tensor, str]:
-    """[frames, 3, size, size] in [-1, 1], and the caption."""
+def render_clip(generator: torch.Generator, frames: int, size: int, instructed: bool = False
+                ) -> tuple[torch.Tensor, str, str | None]:
+    """[frames, 3, size, size] in [-1, 1], the caption, and with `instructed` the instruction."""
     uniform = lambda *shape: torch.rand(shape, generator=generator)
     y, x = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
     video = (uniform(3, 1, 1) * 1.6 - 0.8).expand(frames, 3, size, size).clone()
+    instruction = None
+    if instructed:
+        name = list(STRIPES)[int(uniform(1) * len(STRIPES))]
+        angle = STRIPES[name] * math.pi
+        along = x * math.cos(angle) + y * math.sin(angle)
+        video[1:] = (video[1:] + 0.5 * torch.sign(torch.sin(2 * math.pi * along / (size / 4)))).clamp(-1, 1)
+        instruction = f"{name} stripes appear on the background"
     names = []
     for _ in range(1 + int(uniform(1) < 0.5)):
         shape = SHAPES[int(uniform(1) * len(SHAPES))]
@@ -39,14 +54,15 @@ def render_clip(generator: torch.Generator, frames: int, size: int) -> tuple[tor
             position = position.clamp(radius, size - radius)
         names.append(shape)
     caption = f"a {names[0]}" + (f" and a {names[1]}" if len(names) > 1 else "") + " moving"
-    return video, caption
+    return video, caption, instruction
 
 
 class SyntheticClips:
-    """`count` clips of the world, clip i always the same for a given `seed` (held-out sets use another seed)."""
+    """`count` clips of the world, clip i always the same for a given `seed` (held-out sets use another seed);
+    `instructed`: the world where an instruction decides what later frames show."""
 
-    def __init__(self, count: int, frames: int, size: int, seed: int = 0):
-        self.count, self.frames, self.size, self.seed = count, frames, size, seed
+    def __init__(self, count: int, frames: int, size: int, seed: int = 0, instructed: bool = False):
+        self.count, self.frames, self.size, self.seed, self.instructed = count, frames, size, seed, instructed
 
     def __len__(self) -> int:
         return self.count
@@ -55,12 +71,12 @@ class SyntheticClips:
         return f"synthetic clip {index}"
 
     def identity(self, index: int) -> str:
-        return f"synthetic world {self.seed}, clip {index} of {self.frames}x{self.size}px"
+        return f"synthetic world {self.seed}{' instructed' * self.instructed}, clip {index} of {self.frames}x{self.size}px"
 
     def placeholder(self) -> Clip:
         return Clip(torch.zeros(self.frames, 3, self.size, self.size), "", torch.zeros(6))
 
     def clip(self, index: int, generator: torch.Generator | None = None) -> Clip:
-        pixels, caption = render_clip(seeded(self.seed, index), self.frames, self.size)
+        pixels, caption, instruction = render_clip(seeded(self.seed, index), self.frames, self.size, self.instructed)
         size = float(self.size)
-        return Clip(pixels, caption, torch.tensor([size, size, 0.0, 0.0, size, size]))
+        return Clip(pixels, caption, torch.tensor([size, size, 0.0, 0.0, size, size]), instruction)

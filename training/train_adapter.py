@@ -24,11 +24,12 @@ from comfyui_i2v_adapter.kernels.noise_schedule import (ANIMATEDIFF, ANIMATEDIFF
                                                         NoiseSchedule, animatediff_schedule)
 from comfyui_i2v_adapter.kernels.tensor_files import FileFormatError  # noqa: E402
 from comfyui_i2v_adapter.training.base_checkpoint import base_family, load_base, tensor_shapes  # noqa: E402
-from comfyui_i2v_adapter.training.demo import DEMO_FOLDER, DEMO_STEPS, run_demo  # noqa: E402
+from comfyui_i2v_adapter.training.demo import DEMO_FOLDER, DEMO_STEPS, DQFORMER_DEMO_STEPS, run_demo  # noqa: E402
 from comfyui_i2v_adapter.training.image_conditioning import load_image_conditioning  # noqa: E402
+from comfyui_i2v_adapter.training.instruction_features import VisionLanguageFeatures  # noqa: E402
 from comfyui_i2v_adapter.training.trainer import TRAINABLE, TrainConfig, TrainingDiverged, train  # noqa: E402
 from comfyui_i2v_adapter.training.video_clips import ClipShape, NoUsableVideos, VideoClips  # noqa: E402
-from comfyui_i2v_adapter.training.video_sources import list_videos  # noqa: E402
+from comfyui_i2v_adapter.training.video_sources import list_videos, require_instructions  # noqa: E402
 
 
 DEFAULT_STEPS = 10000
@@ -59,10 +60,19 @@ def parser() -> argparse.ArgumentParser:
     add("--data", type=Path, help="folder of videos with same-name .txt captions, a .csv (videoid,name or path,text) "
                                   "or a .jsonl ({\"video\", \"caption\"} per line)")
     add("--video-folder", type=Path, help="where a WebVid CSV's <videoid>.mp4 files are")
-    add("--train", nargs="+", choices=TRAINABLE, default=["i2v_adapter"], help="what to train (one or both)")
-    add("--out", type=Path, help="the .safetensors file to write: the I2V-Adapter, or the look-back layers when only "
-                                 "they train")
-    add("--look-back-out", type=Path, help="the look-back file when both train")
+    add("--train", nargs="+", choices=TRAINABLE, default=["i2v_adapter"], help="what to train (one or more)")
+    add("--out", type=Path, help="the .safetensors file to write for the first of --train in the order i2v_adapter, "
+                                 "look_back, dqformer (the others: --look-back-out, --dqformer-out)")
+    add("--look-back-out", type=Path, help="the look-back file when something else trains too")
+    add("--dqformer-out", type=Path, help="the DQFormer file when something else trains too")
+    add("--vlm", type=Path, help="the vision-language model folder (as in ComfyUI's models/LLM) whose hidden states "
+                                 "the DQFormer reads; frozen, run once per video (its answers are cached)")
+    add("--states", type=int, default=4, help="states the vision-language model is asked for (AID: 4)")
+    add("--state-blend", type=float, default=2.0, help="frames over which one state's tokens fade into the next's")
+    add("--dqformer-width", type=int, default=1024, help="the DQFormer's width (AID: 1024)")
+    add("--dqformer-layers", type=int, default=2, help="decoder layers per query set (AID: 2)")
+    add("--dqformer-heads", type=int, default=8, help="attention heads (AID: 8)")
+    add("--dqformer-queries", type=int, default=77, help="condition tokens (AID: 77)")
     add("--run-dir", type=Path, help="checkpoints, log and latent cache (default: runs/<out name>)")
     add("--tokenizer", type=Path, help="folder with CLIP's vocab.json and merges.txt (default: the ComfyUI the base "
                                        "sits in, or $COMFYUI_PATH)")
@@ -70,7 +80,8 @@ def parser() -> argparse.ArgumentParser:
     add("--stride", type=int, default=4, help="source frames between two clip frames")
     add("--resolution", default="256", help="W or WxH in pixels, multiples of 8 (clips are scaled to cover it and "
                                             "centre-cropped)")
-    add("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS}; {DEMO_STEPS} in the demonstration)")
+    add("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS}; {DEMO_STEPS} in the demonstration, "
+                                        f"{DQFORMER_DEMO_STEPS} when the DQFormer trains there)")
     add("--batch-size", type=int, default=1, help="videos per GPU per micro-step")
     add("--gradient-accumulation", type=int, default=1, help="micro-steps per optimizer step")
     add("--learning-rate", type=float, default=1e-4)
@@ -133,6 +144,11 @@ _AT_LEAST = {
     "checkpoint_every": (1, "steps between checkpoints"),
     "keep_checkpoints": (1, "the checkpoints kept; --resume latest continues from the newest"),
     "look_back_depth": (2, "frames in the look-back window, the frame itself included"),
+    "states": (1, "states the vision-language model is asked for"),
+    "dqformer_width": (8, "the DQFormer's width"),
+    "dqformer_layers": (1, "decoder layers per query set"),
+    "dqformer_heads": (1, "attention heads"),
+    "dqformer_queries": (1, "condition tokens"),
 }
 
 
@@ -156,6 +172,10 @@ def _check_numbers(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
         value = getattr(args, dest)
         if not (math.isfinite(value) and value >= 0):
             p.error(f"{flag(dest)} {value} must be 0 or more ({what})")
+    if args.dqformer_width % args.dqformer_heads:
+        p.error(f"--dqformer-width {args.dqformer_width} must split into --dqformer-heads {args.dqformer_heads}")
+    if not (math.isfinite(args.state_blend) and args.state_blend >= 0):
+        p.error(f"--state-blend {args.state_blend} must be 0 or more (frames of cross-fade; 0 cuts hard)")
     if not 0 <= args.caption_dropout <= 1:
         p.error(f"--caption-dropout {args.caption_dropout} must be between 0 and 1 (the share of clips trained with "
                 f"the empty caption; {p.get_default('caption_dropout')} by default)")
@@ -180,10 +200,14 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
     _check_numbers(p, args)
     train_what = _what_trains(args)
     outputs = {train_what[0]: _output(p, "--out", args.out)}
-    if len(train_what) == 2:
-        outputs["look_back"] = _output(p, "--look-back-out", args.look_back_out)
-        if outputs["look_back"].resolve() == outputs["i2v_adapter"].resolve():
-            p.error("--out and --look-back-out must be different files")
+    for what in train_what[1:]:
+        flag = {"look_back": "--look-back-out", "dqformer": "--dqformer-out"}[what]
+        outputs[what] = _output(p, flag, getattr(args, flag[2:].replace("-", "_")))
+    if len({path.resolve() for path in outputs.values()}) < len(outputs):
+        p.error("--out, --look-back-out and --dqformer-out must be different files")
+    if "dqformer" in train_what and args.vlm is None:
+        p.error("--train dqformer needs --vlm: the vision-language model folder whose hidden states it reads (the one "
+                "Load Vision-Language Model will use)")
     if args.frames < 2 or args.stride < 1:
         p.error(f"--frames must be at least 2 (frame 0 is the reference) and --stride at least 1; got {args.frames} "
                 f"and {args.stride}")
@@ -205,6 +229,8 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, resume=args.resume,
         look_back=dict(depth=args.look_back_depth, kernel=args.look_back_kernel,
                        adapter_kernel=args.look_back_adapter_kernel, dense=args.look_back_dense),
+        dqformer=dict(width=args.dqformer_width, layers=args.dqformer_layers, heads=args.dqformer_heads,
+                      queries=args.dqformer_queries), state_blend=args.state_blend,
         save_dtype=args.save_dtype, progress=not args.no_progress)
 
 
@@ -214,8 +240,9 @@ def _cuda() -> bool:
 
 
 def prepare(config: TrainConfig, args: argparse.Namespace):
-    """(clips, motion module, Content-Adapter conditioning) after checking that the base, the motion module, the
-    Content-Adapter and the videos fit together; sets the noise schedule and GroupNorm they imply."""
+    """(clips, motion module, Content-Adapter conditioning, the DQFormer's vision-language model) after checking that
+    the base, the motion module, the Content-Adapter and the videos fit together; sets the noise schedule and
+    GroupNorm they imply."""
     if not args.base.is_file():
         raise FileNotFoundError(f"--base {args.base} does not exist")
     family = base_family(tensor_shapes(args.base), args.base.name)
@@ -239,12 +266,18 @@ def prepare(config: TrainConfig, args: argparse.Namespace):
                 raise FileNotFoundError(f"--{flag.replace('_', '-')} {getattr(args, flag)} does not exist")
         image = load_image_conditioning(args.content_adapter, args.image_encoder, args.content_adapter_weights, family)
     entries, notes = list_videos(args.data, args.video_folder)
+    features = None
+    if "dqformer" in config.train:
+        require_instructions(entries, args.data)
+        if not args.vlm.is_dir():
+            raise FileNotFoundError(f"--vlm {args.vlm} is not a folder: give the vision-language model's whole folder")
+        features = VisionLanguageFeatures(args.vlm, args.states)
     for note in notes:
         print(note)
     shape = ClipShape(config.frames, config.stride, config.width, config.height)
     clips = VideoClips(entries, shape, str(args.data), progress=config.progress)
     print(clips.report())
-    return clips, motion, image
+    return clips, motion, image, features
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,18 +288,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo or (args.base is None and args.data is None):
             folder = args.out.parent if args.out else DEMO_FOLDER
             _check_numbers(p, args)
-            run_demo(folder, _what_trains(args), steps=args.steps or DEMO_STEPS, resume=args.resume,
+            run_demo(folder, _what_trains(args), steps=args.steps, resume=args.resume,
                      progress=not args.no_progress)
             return 0
         config = config_from(p, args)
-        clips, motion, image = prepare(config, args)
+        clips, motion, image, features = prepare(config, args)
         base = load_base(args.base, args.tokenizer)
         print(f"training {' and '.join(config.train)} on {base.family.label} {args.base.name}"
               f"{f' + {motion.version} motion module' if motion else ''}"
               f"{f' + Content-Adapter {image.name}' if image else ''} ({config.noise_schedule.label} noise "
               f"schedule, GroupNorm {'across frames' if config.group_norm_across_frames else 'per frame'}); "
               f"checkpoints in {config.run_dir}")
-        result = train(config, base, clips, motion, image)
+        result = train(config, base, clips, motion, image, features)
     except KeyboardInterrupt as stopped:
         print(f"\n{stopped or 'interrupted'}", file=sys.stderr)
         return 130

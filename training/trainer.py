@@ -13,11 +13,14 @@ from accelerate import Accelerator
 from tqdm import tqdm
 
 from ..kernels.adapter_file import write_adapter
+from ..kernels.dqformer import DQFormer, DQFormerShape
+from ..kernels.dqformer_file import write_dqformer
 from ..kernels.first_frame_attention import I2VAdapter
 from ..kernels.look_back import LookBackLayers
 from ..kernels.look_back_file import write_look_back
 from ..kernels.motion_module_file import MotionModuleFile
 from ..kernels.noise_schedule import SD_DEFAULT, NoiseSchedule
+from ..kernels.state_schedule import frame_state_weights
 from ..kernels.tensor_files import atomic_path
 from ..kernels.unet_layout import SDXL
 from .base_model import BaseModel
@@ -28,9 +31,9 @@ from .image_conditioning import ImageConditioning
 from .latent_cache import cache_clips
 from .seeds import generator as seeded
 from .text_encoders import Conditioning
-from .video_unet import VideoUNet
+from .video_unet import StateInputs, VideoUNet
 
-TRAINABLE = ("i2v_adapter", "look_back")
+TRAINABLE = ("i2v_adapter", "look_back", "dqformer")
 DTYPES = {"no": torch.float32, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -67,6 +70,8 @@ class TrainConfig:
     progress: bool = True
     noise_schedule: NoiseSchedule = SD_DEFAULT  # the base's and its motion modules' (kernels.noise_schedule)
     group_norm_across_frames: bool = False      # AnimateDiff v1's GroupNorm (kernels.frame_group_norm)
+    dqformer: dict = field(default_factory=lambda: dict(width=1024, layers=2, heads=8, queries=77))  # AID's Table 8
+    state_blend: float = 2.0                    # frames over which a state's tokens fade into the next's
 
 
 @dataclass
@@ -82,9 +87,10 @@ class TrainingDiverged(RuntimeError):
 
 
 def build_video_unet(base: BaseModel, config: TrainConfig, motion: MotionModuleFile | None,
-                     image: ImageConditioning | None = None) -> VideoUNet:
-    """The trainable modules at their identity start: W'_Q copied from each attn1's W_Q with W'_O zero, and zeroed
-    look-back layers; motion modules and the Content-Adapter loaded and frozen."""
+                     image: ImageConditioning | None = None, features=None) -> VideoUNet:
+    """The trainable modules at their identity start: W'_Q copied from each attn1's W_Q with W'_O zero, zeroed
+    look-back layers, a DQFormer whose output layer is zero; motion modules and the Content-Adapter loaded and
+    frozen. `features`: the DQFormer's vision-language model (its hidden width)."""
     adapter = look_back = motion_modules = None
     if "i2v_adapter" in config.train:
         adapter = I2VAdapter(base.family)
@@ -94,9 +100,14 @@ def build_video_unet(base: BaseModel, config: TrainConfig, motion: MotionModuleF
         look_back = LookBackLayers(base.family, **config.look_back)
     if motion is not None:
         motion_modules = motion.build()
+    dqformer = None
+    if "dqformer" in config.train:
+        with torch.random.fork_rng(devices=[]):  # its random start, the same in every run of a seed
+            torch.manual_seed(config.seed)
+            dqformer = DQFormer(DQFormerShape(features.hidden_size, base.family.context_dim, **config.dqformer))
     return VideoUNet(base.unet, base.family, adapter, look_back, motion_modules,
                      content_adapter=image.adapter if image else None,
-                     group_norm_across_frames=config.group_norm_across_frames)
+                     group_norm_across_frames=config.group_norm_across_frames, dqformer=dqformer)
 
 
 def _optimizer(params: list, config: TrainConfig):
@@ -108,6 +119,16 @@ def _optimizer(params: list, config: TrainConfig):
                              "installed here") from e
         return bitsandbytes.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _state_inputs(batch: MicroBatch, config: TrainConfig, device) -> StateInputs | None:
+    """The DQFormer's inputs of a cached micro-batch; a dropped caption drops the condition tokens with it."""
+    if batch.instruction is None:
+        return None
+    weights = frame_state_weights(config.frames, batch.states.shape[1], config.state_blend)
+    return StateInputs(batch.instruction.to(device), batch.instruction_mask.to(device), batch.states.to(device),
+                       batch.states_mask.to(device), weights.expand(batch.states.shape[0], -1, -1).to(device),
+                       ~batch.dropped.to(device))
 
 
 def _inputs(base: BaseModel, image: ImageConditioning | None, batch: MicroBatch, empty: Conditioning | None,
@@ -149,9 +170,11 @@ class _StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def _settings(base: BaseModel, config: TrainConfig, motion, image, accelerator) -> dict:
+def _settings(base: BaseModel, config: TrainConfig, motion, image, features, accelerator) -> dict:
     """What a resumed run must share with the run it continues."""
     return {"train": list(config.train), "base": base.name, "family": base.family.name,
+            "vision_language_model": features.name if features else None,
+            "dqformer": config.dqformer if "dqformer" in config.train else None,
             "motion_module": motion.version if motion else None, "content_adapter": image.name if image else None,
             "noise_schedule": config.noise_schedule.label, "group_norm_across_frames": config.group_norm_across_frames,
             "frames": config.frames, "stride": config.stride,
@@ -169,7 +192,8 @@ def _keep_log_up_to(log_file: Path, step: int) -> None:
             Path(temporary).write_text("".join(line + "\n" for line in kept))
 
 
-def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motion, image, step: int) -> None:
+def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motion, image, features,
+                   step: int) -> None:
     dtype = DTYPES[config.save_dtype]
     metadata = {"base_checkpoint": base.name, "resolution": f"{config.width}x{config.height}",
                 "frames": config.frames, "stride": config.stride, "steps": step,
@@ -183,17 +207,23 @@ def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motio
         write_adapter(config.outputs["i2v_adapter"], state, base.family, **metadata)
     if "look_back" in config.train:
         write_look_back(config.outputs["look_back"], copy.deepcopy(model.look_back).to(dtype), **metadata)
+    if "dqformer" in config.train:
+        write_dqformer(config.outputs["dqformer"], copy.deepcopy(model.dqformer).to(dtype), base.family, features.name,
+                       states=features.states, state_blend=config.state_blend, **metadata)
 
 
 def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile | None = None,
-          image: ImageConditioning | None = None, log=tqdm.write) -> TrainingResult:
+          image: ImageConditioning | None = None, features=None, log=tqdm.write) -> TrainingResult:
     """Train on `clips` (VideoClips or SyntheticClips) and write config.outputs; returns the loss per step. `image`:
-    the frozen Content-Adapter, when the base has one."""
+    the frozen Content-Adapter, when the base has one; `features`: the DQFormer's frozen vision-language model
+    (training/instruction_features.py), when the DQFormer trains (its clips are always cached)."""
     accelerator = Accelerator(mixed_precision=config.mixed_precision,
                               gradient_accumulation_steps=config.gradient_accumulation)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
     device, dtype = accelerator.device, DTYPES[config.mixed_precision]
-    video_unet = build_video_unet(base, config, motion, image)
+    if ("dqformer" in config.train) != (features is not None):
+        raise ValueError("the DQFormer trains on a vision-language model's features, and only it needs them")
+    video_unet = build_video_unet(base, config, motion, image, features)
     try:
         # SDXL's VAE overflows in fp16; the frozen parts run in the mixed-precision dtype, the trained ones in fp32.
         base.to(device, dtype, vae_dtype=torch.float32 if base.family is SDXL and dtype == torch.float16 else None)
@@ -203,13 +233,15 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
             video_unet.motion_modules.to(device, dtype)
         if image is not None:
             image.to(device, dtype)
+        if features is not None:
+            features.to(device, dtype)
         if config.gradient_checkpointing:
             video_unet.enable_gradient_checkpointing()
         params = [p for name in config.train for p in getattr(video_unet, name).parameters()]
         model, optimizer = accelerator.prepare(video_unet, _optimizer(params, config))
 
         checkpoints = Checkpoints(config.run_dir / "checkpoints", accelerator, video_unet, config.keep_checkpoints,
-                                  _settings(base, config, motion, image, accelerator))
+                                  _settings(base, config, motion, image, features, accelerator))
         start, last_saved = 0, None
         if not config.resume and checkpoints.complete():
             raise ValueError(f"{checkpoints.folder} already holds checkpoints (up to "
@@ -224,16 +256,17 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                 log(f"resumed from {last_saved} at step {start}")
 
         empty, empty_image = None, image.unconditional_tokens() if image else None
-        if config.cache_latents:
+        if config.cache_latents or features is not None:
             key = {"base": base.name, "frames": config.frames, "stride": config.stride,
                    "size": [config.width, config.height], "seed": config.seed,
-                   "content_adapter": image.name if image else None}
-            clips = cache_clips(clips, base, image, config.cache_dir or config.run_dir / "latent_cache", key,
+                   "content_adapter": image.name if image else None,
+                   "vision_language_model": [features.name, features.states] if features else None}
+            clips = cache_clips(clips, base, image, features, config.cache_dir or config.run_dir / "latent_cache", key,
                                 accelerator, log, config.progress)
             empty = base.text([""])
-            for frozen in (base.vae, base.text, image.encoder if image else None):
+            for frozen in (base.vae, base.text, image.encoder if image else None, features):
                 if frozen is not None:
-                    frozen.to("cpu")
+                    frozen.to("cpu", torch.float32)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
@@ -266,7 +299,8 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                                                                        device)
                         noise, timesteps = draw_noise(latents, draw, config.noise_schedule)
                         noisy = noised_video(latents, noise, timesteps, config.noise_schedule)
-                        prediction = model(noisy, timesteps, conditioning.context, added, tokens)
+                        prediction = model(noisy, timesteps, conditioning.context, added, tokens,
+                                           _state_inputs(batch, config, device))
                         valid = batch.valid.to(device)
                         loss = (video_loss(prediction, noise) * valid).sum() / valid.sum().clamp(min=1)
                         if not torch.isfinite(accelerator.gather(loss.detach().reshape(1))).all():
@@ -299,7 +333,7 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                                             "--resume latest")
         bar.close()
         if main:
-            _write_outputs(video_unet, base, config, motion, image, config.steps)
+            _write_outputs(video_unet, base, config, motion, image, features, config.steps)
         accelerator.wait_for_everyone()
         return TrainingResult(losses, step_seconds, {name: config.outputs[name] for name in config.train}, skipped)
     finally:

@@ -36,6 +36,7 @@ class Clip:
     pixels: torch.Tensor    # [frames, 3, H, W] in [-1, 1]
     caption: str
     geometry: torch.Tensor  # original height, width, crop top, crop left, target height, width (SDXL's time ids)
+    instruction: str | None = None  # what happens in the video (the DQFormer's input)
 
 
 class Unusable(Exception):
@@ -162,7 +163,7 @@ class VideoClips:
         """What a cached clip of this video depends on."""
         entry, _ = self.entries[index]
         stat = entry.path.stat()
-        return f"{entry.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{entry.caption}"
+        return f"{entry.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{entry.caption}|{entry.instruction or ''}"
 
     def placeholder(self) -> Clip:
         shape = self.shape
@@ -173,4 +174,4 @@ class VideoClips:
         entry, count = self.entries[index]
         start = int(torch.randint(0, count - self.shape.span + 1, (), generator=generator))
         pixels, geometry = read_clip(entry.path, start, self.shape)
-        return Clip(pixels, entry.caption, geometry)
+        return Clip(pixels, entry.caption, geometry, entry.instruction)

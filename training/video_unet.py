@@ -8,6 +8,8 @@
   Both through forward hooks, so diffusers is not forked (nodes/unet_injection.py places them in ComfyUI).
 - Content-Adapter (frozen): an attention processor on every attn2 adds the image tokens' attention to the text
   attention before attn2's to_out (as nodes/content_adapter_patch.py does with attn2 replace patches).
+- DQFormer (AID): the same attn2 processor adds Attn(Q, T W_K, T W_V) with attn2's own frozen key and value
+  projections and each frame's condition tokens T (as nodes/dqformer_patch.py does).
 - GroupNorm across frames (AnimateDiff v1): every ResNet norm and the output norm replaced by a view of itself that
   normalises each video's frames together (as nodes/frame_group_norm_patch.py object-patches them).
 
@@ -15,6 +17,8 @@ A video batch is [videos, frames, C, H, W]; the UNet sees its frames one after a
 The frame count is stored at each forward and read by the processors and hooks, also when gradient checkpointing
 recomputes them during the backward pass of the same batch.
 """
+from dataclasses import dataclass
+
 import diffusers
 import torch
 from diffusers.models.resnet import ResnetBlock2D
@@ -23,11 +27,12 @@ from torch.utils.checkpoint import checkpoint
 
 from ..kernels.attention import sdpa_attention
 from ..kernels.content_adapter import ContentAdapter, ImageKeyValue, image_attention
+from ..kernels.dqformer import DQFormer, frame_tokens
 from ..kernels.first_frame_attention import FirstFrameBranch, I2VAdapter
 from ..kernels.frame_group_norm import VideoBatch, across_frames
 from ..kernels.look_back import LookBackLayers
 from ..kernels.motion_module import MotionModules
-from ..kernels.unet_layout import UNetFamily
+from ..kernels.unet_layout import UNetFamily, cross_attention_layers
 
 
 class FrameCount:
@@ -36,6 +41,22 @@ class FrameCount:
 
 class ImageTokens:
     value: torch.Tensor | None = None  # [videos, queries, context] of the current batch
+
+
+class ConditionTokens:
+    value: torch.Tensor | None = None  # [videos·frames, queries, context]: the DQFormer's, per frame
+
+
+@dataclass
+class StateInputs:
+    """A batch's DQFormer inputs: per video the vision-language model's features (padded) and its frames' blend of
+    the states; `keep` False where the caption is dropped (no condition tokens, as on the unconditional side)."""
+    instruction: torch.Tensor        # [videos, T, hidden]
+    instruction_mask: torch.Tensor   # [videos, T]
+    states: torch.Tensor             # [videos, states, T', hidden]
+    states_mask: torch.Tensor        # [videos, states, T']
+    weights: torch.Tensor            # [videos, frames, states]
+    keep: torch.Tensor               # [videos] bool
 
 
 class FirstFrameProcessor:
@@ -52,18 +73,25 @@ class FirstFrameProcessor:
         return out + self.branch(hidden_states, k, v, self.frames.value, attn.heads)
 
 
-class ImageAttentionProcessor:
-    """attn2 of diffusers: (Attn(Q, K_text, V_text) + Attn(Q, K_ip, V_ip)) W_O, the official IPAdapterAttention."""
+class CrossAttentionProcessor:
+    """attn2 of diffusers: (Attn(Q, K_text, V_text) + Attn(Q, K_ip, V_ip) + Attn(Q, T W_K, T W_V)) W_O: the text,
+    the Content-Adapter's image tokens (the official IPAdapterAttention) and the DQFormer's condition tokens, each
+    term where its module is present."""
 
-    def __init__(self, layer: ImageKeyValue, tokens: ImageTokens):
-        self.layer, self.tokens = layer, tokens
+    def __init__(self, image_layer: ImageKeyValue | None, image: ImageTokens, conditions: ConditionTokens):
+        self.image_layer, self.image, self.conditions = image_layer, image, conditions
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args,
                  **kwargs):
         q, k, v = attn.to_q(hidden_states), attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
-        tokens = self.tokens.value.to(q)
-        out = sdpa_attention(q, k, v, attn.heads) + image_attention(
-            q, self.layer.to_k_ip(tokens), self.layer.to_v_ip(tokens), attn.heads)
+        out = sdpa_attention(q, k, v, attn.heads)
+        if self.image_layer is not None:
+            tokens = self.image.value.to(q)
+            out = out + image_attention(q, self.image_layer.to_k_ip(tokens), self.image_layer.to_v_ip(tokens),
+                                        attn.heads)
+        if self.conditions.value is not None:
+            tokens = self.conditions.value.to(q)
+            out = out + sdpa_attention(q, attn.to_k(tokens), attn.to_v(tokens), attn.heads)
         return attn.to_out[1](attn.to_out[0](out))
 
 
@@ -100,20 +128,24 @@ class VideoUNet(nn.Module):
 
     def __init__(self, unet: nn.Module, family: UNetFamily, i2v_adapter: I2VAdapter | None = None,
                  look_back: LookBackLayers | None = None, motion_modules: MotionModules | None = None,
-                 content_adapter: ContentAdapter | None = None, group_norm_across_frames: bool = False):
+                 content_adapter: ContentAdapter | None = None, group_norm_across_frames: bool = False,
+                 dqformer: DQFormer | None = None):
         super().__init__()
         self.unet, self.family, self.frames = unet, family, FrameCount()
         self.i2v_adapter, self.look_back, self.motion_modules = i2v_adapter, look_back, motion_modules
         self.content_adapter, self.image_tokens, self.video_batch = content_adapter, ImageTokens(), VideoBatch()
+        self.dqformer, self.condition_tokens = dqformer, ConditionTokens()
         self.checkpoint_layers = False
         unet.requires_grad_(False)
         self._processors, self._hooks, self._norms = {}, [], []
         if content_adapter is not None:
             content_adapter.requires_grad_(False)
-            for path in content_adapter.layer_paths:
+        if content_adapter is not None or dqformer is not None:
+            for path, _ in cross_attention_layers(family):
                 attention = unet.get_submodule(path)
                 self._processors[path] = attention.processor
-                attention.set_processor(ImageAttentionProcessor(content_adapter.get_submodule(path), self.image_tokens))
+                image_layer = content_adapter.get_submodule(path) if content_adapter is not None else None
+                attention.set_processor(CrossAttentionProcessor(image_layer, self.image_tokens, self.condition_tokens))
         if group_norm_across_frames:
             for parent, name in _group_norm_sites(unet):
                 self._norms.append((parent, name, getattr(parent, name)))
@@ -143,7 +175,7 @@ class VideoUNet(nn.Module):
 
     @property
     def trained(self) -> list[str]:
-        return [name for name in ("i2v_adapter", "look_back") if getattr(self, name) is not None]
+        return [name for name in ("i2v_adapter", "look_back", "dqformer") if getattr(self, name) is not None]
 
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         return {f"{name}.{key}": value for name in self.trained
@@ -186,16 +218,29 @@ class VideoUNet(nn.Module):
             return self._run(layer, output)
         return hook
 
+    def _condition_tokens(self, states: StateInputs) -> torch.Tensor:
+        """[videos·frames, queries, context]: each video's DQFormer tokens per state, blended per frame."""
+        per_video = []
+        for v in range(states.instruction.shape[0]):
+            tokens = self.dqformer(states.instruction[v:v + 1], states.instruction_mask[v:v + 1], states.states[v],
+                                   states.states_mask[v])
+            per_video.append(frame_tokens(tokens, states.weights[v]) * states.keep[v])
+        return torch.cat(per_video)
+
     def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                added_cond: dict[str, torch.Tensor] | None = None, image_tokens: torch.Tensor | None = None
-                ) -> torch.Tensor:
+                added_cond: dict[str, torch.Tensor] | None = None, image_tokens: torch.Tensor | None = None,
+                states: StateInputs | None = None) -> torch.Tensor:
         """latents: [videos, frames, C, H, W] (frame 0 the clean reference); timesteps: [videos], one per video;
         context: [videos, tokens, dim]; added_cond: SDXL's per-video text_embeds and time_ids; image_tokens: the
-        Content-Adapter's [videos, queries, dim]. Returns the predicted noise, [videos, frames, C, H, W]."""
+        Content-Adapter's [videos, queries, dim]; states: the DQFormer's inputs. Returns the predicted noise,
+        [videos, frames, C, H, W]."""
         videos, frames = latents.shape[:2]
         if (self.content_adapter is None) != (image_tokens is None):
             raise ValueError("image tokens go with a Content-Adapter, and a Content-Adapter needs them")
+        if (self.dqformer is None) != (states is None):
+            raise ValueError("state features go with a DQFormer, and a DQFormer needs them")
         self.frames.value, self.video_batch.videos, self.image_tokens.value = frames, videos, image_tokens
+        self.condition_tokens.value = None if states is None else self._condition_tokens(states)
         per_frame = lambda t: t.repeat_interleave(frames, dim=0)
         extra = {"added_cond_kwargs": {k: per_frame(v) for k, v in added_cond.items()}} if added_cond else {}
         out = self.unet(latents.flatten(0, 1), per_frame(timesteps), per_frame(context), return_dict=False, **extra)[0]

@@ -128,7 +128,7 @@ def _write_smolvlm(folder: Path, seed: int) -> Path:
 
 def teach_answer(folder: Path, inputs, answer: str, steps: int = 400) -> None:
     """Train the model in `folder` until greedy decoding of `inputs` (the processor's tensors for the node's
-    question, from nodes.vlm_answer.chat_inputs) gives `answer`, each token ahead of the next best by a logit margin
+    question, from kernels.vlm_io.chat_inputs) gives `answer`, each token ahead of the next best by a logit margin
     that survives another process's arithmetic, then save it in place. One thread: a model this small gains nothing
     from more, and on a busy 2-core machine their spin-waits made training up to 40 times slower."""
     threads = torch.get_num_threads()

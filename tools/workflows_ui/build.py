@@ -42,6 +42,7 @@ SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.PromptFilename": False, "Com
             "LiteGraph.Canvas.MinFontSizeForLOD": 0, "Comfy.Workflow.ShowMissingModelsWarning": True,
             "Comfy.Minimap.Visible": False, "Comfy.Graph.CanvasInfo": False, "Comfy.Graph.CanvasMenu": False}
 GROUP_COLOURS = {"Models": "#3f789e", "Conditioning": "#8A8", "Sampling": "#A88", "Output": "#88A"}
+CLIP_GROUP_COLOUR = "#A88"  # a long video's "Clip k" groups: conditioning and sampling of one clip
 LAYOUT = {"gapX": 50, "gapY": 40, "pad": 24, "groupGap": 70}
 
 
@@ -91,7 +92,7 @@ def graph_spec(graph: Graph) -> dict:
     note = {"widgets": {"text": f"# {graph.title}\n\n{graph.note}"}, "title": graph.title, "colour": list(YELLOW),
             "size": [460, 700], "models": []}
     return {"name": graph.name, "title": graph.title, "links": graph.links, "groups": graph.groups,
-            "groupColours": GROUP_COLOURS, "layout": LAYOUT, "noteNode": note,
+            "groupColours": {title: GROUP_COLOURS.get(title, CLIP_GROUP_COLOUR) for title, _ in graph.groups}, "layout": LAYOUT, "noteNode": note,
             "nodes": {key: {"type": n.type, "widgets": n.widgets, "title": n.title, "colour": n.colour,
                             "size": n.size, "models": [m.entry() for m in n.models]}
                       for key, n in graph.nodes.items()}}

@@ -37,6 +37,7 @@ MM_V3 = Model("v3_sd15_mm.ckpt", f"{HF}/guoyww/animatediff/resolve/main/v3_sd15_
 # Not downloadable as one file: a model folder, and a file only the trainer writes.
 VLM_FOLDER = "Qwen2.5-VL-3B-Instruct"
 LOOK_BACK_FILE = "look_back_sd15.safetensors"
+DQFORMER_FILE = "dqformer_sd15_qwen2.5-vl-3b.safetensors"
 REFERENCE_IMAGE = "reference.png"
 
 SAME_FILE = "from the IP-Adapter file"
@@ -110,10 +111,29 @@ def prompt(text: str, negative: bool = False) -> Node:
                 colour=RED if negative else GREEN, size=(400, 160))
 
 
+def official_loaders() -> dict[str, Node]:
+    """The official release's five files: SD1.5, the bundle (motion modules and IP weights), i2v_module.pth, h94's
+    IP-Adapter Plus and CLIP ViT-H."""
+    return {
+        "checkpoint": checkpoint(),
+        "motion_loader": loader("I2V_LoadMotionModule", {"motion_module_name": BUNDLE.name}, BUNDLE),
+        "i2v_loader": i2v_loader(),
+        "content_loader": loader("I2V_LoadContentAdapter", {"ipadapter_name": IP_ADAPTER_PLUS.name,
+                                                            "attention_weights": BUNDLE.name}, IP_ADAPTER_PLUS, BUNDLE),
+        "clip_vision": loader("CLIPVisionLoader", {"clip_name": CLIP_VISION_H.name}, CLIP_VISION_H),
+    }
+
+
 def save_video(name: str) -> Node:
     return Node("SaveVideo", {"filename_prefix": f"video/{name}", "format": "auto", "codec": "auto"}, size=(320, 120))
 
 
+OFFICIAL_FILES = files_list(
+    SD15_LINE, file_line(BUNDLE, " (5.2 GB: SD1.5, AnimateDiff v1 and the IP weights; both Load Motion Module and "
+                                 "Load Content-Adapter read it)"),
+    I2V_LINE, file_line(IP_ADAPTER_PLUS),
+    f"`model.safetensors` of h94's image encoder, **renamed** `{CLIP_VISION_H.name}` → `models/clip_vision/` "
+    f"([download]({CLIP_VISION_H.url}))")
 
 OFFICIAL = Graph(
     name="i2v_adapter_official",
@@ -130,20 +150,11 @@ frame 0. Your picture becomes frame 0 of a 16-frame 512×512 video that moves as
 
 **Files** (five, about 8 GB):
 
-{files_list(SD15_LINE, file_line(BUNDLE, " (5.2 GB: SD1.5, AnimateDiff v1 and the IP weights; both Load Motion "
-                                 "Module and Load Content-Adapter read it)"),
-            I2V_LINE, file_line(IP_ADAPTER_PLUS),
-            f"`model.safetensors` of h94's image encoder, **renamed** `{CLIP_VISION_H.name}` → "
-            f"`models/clip_vision/` ([download]({CLIP_VISION_H.url}))")}
+{OFFICIAL_FILES}
 
 {REFRESH}""",
     nodes={
-        "checkpoint": checkpoint(),
-        "motion_loader": loader("I2V_LoadMotionModule", {"motion_module_name": BUNDLE.name}, BUNDLE),
-        "i2v_loader": i2v_loader(),
-        "content_loader": loader("I2V_LoadContentAdapter", {"ipadapter_name": IP_ADAPTER_PLUS.name,
-                                                            "attention_weights": BUNDLE.name}, IP_ADAPTER_PLUS, BUNDLE),
-        "clip_vision": loader("CLIPVisionLoader", {"clip_name": CLIP_VISION_H.name}, CLIP_VISION_H),
+        **official_loaders(),
         "image": load_image(),
         "positive": prompt(POSITIVE),
         "negative": prompt(OFFICIAL_NEGATIVE, negative=True),
@@ -406,6 +417,138 @@ AnimateDiff-Evolved.
     ],
 )
 
+DQFORMER = Graph(
+    name="i2v_dqformer",
+    title="Instruction → DQFormer tokens (train it first)",
+    note=f"""AID's instruction path: the vision-language model splits the instruction into states as in \
+`i2v_instruction_states`, and a **DQFormer** reads the model's hidden states (the picture with the instruction, and \
+each state's sentence) and adds 77 condition tokens per frame beside CLIP's in every cross-attention. `weight` 0 \
+turns it off.
+
+**No DQFormer is published**: it exists only from this pack's trainer, for the vision-language model it was \
+trained on: `python training/train_adapter.py --train dqformer --vlm models/LLM/{VLM_FOLDER} --base <your SD1.5 \
+checkpoint> --data <videos with an instruction column> --out models/dqformer/{DQFORMER_FILE}` (see \
+`docs/prompt-decomposition.md`).
+
+**Change first**
+
+1. **Load DQFormer**: the file you trained; **Load Vision-Language Model**: the folder it was trained on.
+2. **Load Image**: your picture; **instruction**: what happens in the video.
+
+**Files:**
+
+{files_list(SD15_LINE, I2V_LINE, f"a vision-language model **folder**, e.g. `{VLM_FOLDER}` → `models/LLM/{VLM_FOLDER}/`",
+            f"`{DQFORMER_FILE}` (your trained DQFormer) → `models/dqformer/`")}
+
+{REFRESH}""",
+    nodes={**{k: v for k, v in STATES.nodes.items() if not k.startswith("preview")},
+           "dqformer_loader": loader("I2V_LoadDQFormer", {"dqformer_name": DQFORMER_FILE}),
+           "apply_dqformer": Node("I2V_ApplyDQFormer", {"weight": 1.0}),
+           "save": save_video("i2v_dqformer")},
+    links=[link for link in STATES.links if link[:2] != ("apply_i2v", "MODEL") and link[2] != "preview_states"
+           and link[2] != "preview_schedule"] + [
+        ("apply_i2v", "MODEL", "apply_dqformer", "model"), ("dqformer_loader", "I2V_DQFORMER", "apply_dqformer", "dqformer"),
+        ("decompose", "state_features", "apply_dqformer", "state_features"),
+        ("apply_dqformer", "MODEL", "sampler", "model"),
+    ],
+    groups=[
+        ("Models", [["checkpoint", "i2v_loader", "vlm_loader", "dqformer_loader"]]),
+        ("Conditioning", [["image", "negative"], ["latent"], ["decompose"]]),
+        ("Sampling", [["apply_i2v"], ["apply_dqformer"], ["sampler"]]),
+        ("Output", [["decode"], ["video"], ["save"]]),
+    ],
+)
+
+CLIP_PROMPTS = (POSITIVE, "the girl looks up and smiles, the white cat in her arms",
+                "the white cat jumps out of her arms, the girl laughs")
+
+
+def long_video() -> Graph:
+    """The official recipe three times, each clip started from the last frame of the one before."""
+    nodes = {
+        **official_loaders(),
+        "image": load_image(),
+        "negative": prompt(OFFICIAL_NEGATIVE, negative=True),
+        "apply_motion": Node("I2V_ApplyMotionModule", {"scale": 1.0, "beta_schedule": "autoselect",
+                                                        "groupnorm": "autoselect"}),
+        "video": Node("CreateVideo", {"fps": 8.0}),
+        "save": save_video("i2v_long_video"),
+    }
+    links = [
+        ("checkpoint", "MODEL", "apply_motion", "model"),
+        ("motion_loader", "I2V_MOTION_MODULE", "apply_motion", "motion_module"),
+        ("checkpoint", "CLIP", "negative", "clip"),
+        ("video", "VIDEO", "save", "video"),
+    ]
+    groups = [("Models", [["checkpoint", "motion_loader", "i2v_loader", "content_loader", "clip_vision"],
+                          ["image", "negative", "apply_motion"]])]
+    for k, text in enumerate(CLIP_PROMPTS, 1):
+        n = lambda name: f"{name}_{k}"
+        reference = ("image", "IMAGE") if k == 1 else (f"last_{k - 1}", "IMAGE")
+        nodes |= {n("prompt"): Node("CLIPTextEncode", {"text": text}, title=f"Prompt, clip {k}", colour=GREEN,
+                                   size=(400, 160)),
+                  n("prior"): Node("I2V_FrameSimilarityPrior", PRIOR_OFFICIAL),
+                  n("apply_i2v"): Node("I2V_ApplyAdapter", {"strength": 1.0}),
+                  n("apply_content"): Node("I2V_ApplyContentAdapter", {"weight": 1.0}),
+                  n("sampler"): Node("KSampler", KSAMPLER_DDIM),
+                  n("decode"): Node("VAEDecode"),
+                  n("colour"): Node("I2V_ColourMatch", size=(260, 0))}
+        links += [
+            ("checkpoint", "CLIP", n("prompt"), "clip"), ("checkpoint", "VAE", n("prior"), "vae"),
+            (*reference, n("prior"), "image"),
+            ("apply_motion", "MODEL", n("apply_i2v"), "model"), ("i2v_loader", "I2V_ADAPTER", n("apply_i2v"), "i2v_adapter"),
+            (n("prior"), "latent", n("apply_i2v"), "reference"),
+            (n("apply_i2v"), "MODEL", n("apply_content"), "model"),
+            ("content_loader", "I2V_CONTENT_ADAPTER", n("apply_content"), "content_adapter"),
+            ("clip_vision", "CLIP_VISION", n("apply_content"), "clip_vision"), (*reference, n("apply_content"), "image"),
+            (n("apply_content"), "MODEL", n("sampler"), "model"), (n("prompt"), "CONDITIONING", n("sampler"), "positive"),
+            ("negative", "CONDITIONING", n("sampler"), "negative"), (n("prior"), "latent", n("sampler"), "latent_image"),
+            (n("prior"), "steps", n("sampler"), "steps"), (n("prior"), "denoise", n("sampler"), "denoise"),
+            (n("sampler"), "LATENT", n("decode"), "samples"), ("checkpoint", "VAE", n("decode"), "vae"),
+            (n("decode"), "IMAGE", n("colour"), "images"), ("image", "IMAGE", n("colour"), "colour_reference"),
+        ]
+        last_column = []
+        if k < len(CLIP_PROMPTS):
+            nodes[n("last")] = Node("I2V_LastFrame")
+            links.append((n("colour"), "IMAGE", n("last"), "images"))
+            last_column.append(n("last"))
+        if k > 1:
+            nodes[n("join")] = Node("I2V_JoinClips")
+            before = "colour_1" if k == 2 else f"join_{k - 1}"
+            links += [(before, "IMAGE", n("join"), "video"), (n("colour"), "IMAGE", n("join"), "next_clip")]
+            last_column.append(n("join"))
+        groups.append((f"Clip {k}", [[n("prompt"), n("prior")], [n("apply_i2v")], [n("apply_content")], [n("sampler")],
+                                     [n("decode")], [n("colour")], last_column]))
+    links.append((f"join_{len(CLIP_PROMPTS)}", "IMAGE", "video", "images"))
+    groups.append(("Output", [["video"], ["save"]]))
+    return Graph(
+        name="i2v_long_video",
+        title="A long video, clip by clip",
+        note=f"""Three clips of the official recipe in one queue: each clip starts from the **last frame of the one \
+before** (its reference: the I2V-Adapter reads it, the Frame Similarity Prior starts from it, the Content-Adapter \
+sees it), goes on as its own prompt says, and I2V Join Clips appends it without that frame twice: 16 + 15 + 15 = \
+46 frames. Every clip's colours are matched to your picture (I2V Colour Match's `colour_reference`), so colour \
+picked up through the VAE at each clip's start is not handed on.
+
+**Change first**
+
+1. **Load Image**: your picture (resized and centre-cropped to 512×512).
+2. **Prompt, clip 1 / 2 / 3**: what happens in each clip, in order.
+3. For a fourth clip, copy a Clip group: its prior's image from the last clip's **I2V Last Frame**, its Join \
+Clips' video from the last Join Clips.
+
+Drift over clips (colour, detail lost through the VAE once per clip) and what holds it: `docs/long-video.md`.
+
+**Files** (five, about 8 GB, as in `i2v_adapter_official`):
+
+{OFFICIAL_FILES}
+
+{REFRESH}""",
+        nodes=nodes, links=links, groups=groups)
+
+
+LONG_VIDEO = long_video()
+
 LOOK_BACK = Graph(
     name="i2v_look_back",
     title="Look-back temporal layers (train them first)",
@@ -459,7 +602,7 @@ writes are for its tiny model and are refused here.
     ],
 )
 
-GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, LOOK_BACK]
+GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, DQFORMER, LONG_VIDEO, LOOK_BACK]
 
 
 def placeholder_files() -> dict[str, list[str]]:
@@ -470,4 +613,5 @@ def placeholder_files() -> dict[str, list[str]]:
             for model in node.models:
                 folders.setdefault(model.directory, set()).add(model.name)
     folders.setdefault("look_back", set()).add(LOOK_BACK_FILE)
+    folders.setdefault("dqformer", set()).add(DQFORMER_FILE)
     return {k: sorted(v) for k, v in folders.items()}
