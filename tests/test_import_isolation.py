@@ -1,8 +1,8 @@
 """Tier 1: the pack's folders never shadow other modules. `python -m pytest` and `python training/...` put the pack
 (or one of its folders) on sys.path; standalone.py takes them off, so `kernels` is the distribution transformers
 imports and `nodes` is ComfyUI's."""
+import importlib.machinery
 import importlib.metadata
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +23,9 @@ def test_no_pack_folder_on_sys_path():
 
 @pytest.mark.parametrize("name", ["kernels", "nodes", "training", "tests"])
 def test_top_level_names_do_not_resolve_into_the_pack(name):
-    spec = importlib.util.find_spec(name)
+    """Searched on sys.path itself: pytest's importlib mode registers the test folder as `tests` in sys.modules
+    when the pack's folder name is no Python identifier (comfyui-i2v-adapter), which is pytest's, not a path."""
+    spec = importlib.machinery.PathFinder.find_spec(name)
     origin = spec and (spec.origin or next(iter(spec.submodule_search_locations or []), None))
     assert origin is None or not _pack_folder(str(Path(origin).parent)), f"'import {name}' finds {origin}"
 
