@@ -124,6 +124,34 @@ def official_loaders() -> dict[str, Node]:
     }
 
 
+def apply_motion() -> Node:
+    """Apply Motion Module as the module was trained: AnimateDiff's schedule, its GroupNorm."""
+    return Node("I2V_ApplyMotionModule", {"scale": 1.0, "beta_schedule": "autoselect", "groupnorm": "autoselect"})
+
+
+def apply_i2v() -> Node:
+    return Node("I2V_ApplyAdapter", {"strength": 1.0})
+
+
+def video_latent(side: int = 512) -> Node:
+    return Node("I2V_VideoLatent", {"frames": 16, "width": side, "height": side})
+
+
+def colour_match() -> Node:
+    return Node("I2V_ColourMatch", size=(260, 0))
+
+
+def create_video() -> Node:
+    return Node("CreateVideo", {"fps": 8.0})
+
+
+# The sampler's latent decoded with the checkpoint's VAE (node keys "sampler", "decode", "checkpoint").
+DECODE_LINKS = [("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae")]
+# The checkpoint's model under the motion module of "motion_loader".
+MOTION_LINKS = [("checkpoint", "MODEL", "apply_motion", "model"),
+                ("motion_loader", "I2V_MOTION_MODULE", "apply_motion", "motion_module")]
+
+
 def save_video(name: str) -> Node:
     return Node("SaveVideo", {"filename_prefix": f"video/{name}", "format": "auto", "codec": "auto"}, size=(320, 120))
 
@@ -159,18 +187,17 @@ frame 0. Your picture becomes frame 0 of a 16-frame 512×512 video that moves as
         "positive": prompt(POSITIVE),
         "negative": prompt(OFFICIAL_NEGATIVE, negative=True),
         "prior": Node("I2V_FrameSimilarityPrior", PRIOR_OFFICIAL),
-        "apply_motion": Node("I2V_ApplyMotionModule", {"scale": 1.0, "beta_schedule": "autoselect",
-                                                        "groupnorm": "autoselect"}),
-        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "apply_motion": apply_motion(),
+        "apply_i2v": apply_i2v(),
         "apply_content": Node("I2V_ApplyContentAdapter", {"weight": 1.0}),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
-        "colour": Node("I2V_ColourMatch", size=(260, 0)),
-        "video": Node("CreateVideo", {"fps": 8.0}),
+        "colour": colour_match(),
+        "video": create_video(),
         "save": save_video("i2v_adapter_official"),
     },
     links=[
-        ("checkpoint", "MODEL", "apply_motion", "model"), ("motion_loader", "I2V_MOTION_MODULE", "apply_motion", "motion_module"),
+        *MOTION_LINKS,
         ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
         ("checkpoint", "VAE", "prior", "vae"), ("image", "IMAGE", "prior", "image"),
         ("apply_motion", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
@@ -181,7 +208,7 @@ frame 0. Your picture becomes frame 0 of a 16-frame 512×512 video that moves as
         ("apply_content", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("prior", "latent", "sampler", "latent_image"),
         ("prior", "steps", "sampler", "steps"), ("prior", "denoise", "sampler", "denoise"),
-        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        *DECODE_LINKS,
         ("decode", "IMAGE", "colour", "images"), ("colour", "IMAGE", "video", "images"),
         ("video", "VIDEO", "save", "video"),
     ],
@@ -217,11 +244,11 @@ which stays fixed as frame 0. No motion modules, so the frames move little; for 
         "image": load_image(),
         "positive": prompt(EXAMPLE_POSITIVE),
         "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
-        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 512, "height": 512}),
-        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "latent": video_latent(),
+        "apply_i2v": apply_i2v(),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
-        "video": Node("CreateVideo", {"fps": 8.0}),
+        "video": create_video(),
         "save": save_video("i2v_adapter"),
     },
     links=[
@@ -231,7 +258,7 @@ which stays fixed as frame 0. No motion modules, so the frames move little; for 
         ("latent", "LATENT", "apply_i2v", "reference"),
         ("apply_i2v", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
-        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        *DECODE_LINKS,
         ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
     ],
     groups=[
@@ -268,24 +295,23 @@ I2V-Adapter was trained on v1: for its own recipe start from `i2v_adapter_offici
         "image": load_image(),
         "positive": prompt(EXAMPLE_POSITIVE),
         "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
-        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 512, "height": 512}),
-        "apply_motion": Node("I2V_ApplyMotionModule", {"scale": 1.0, "beta_schedule": "autoselect",
-                                                        "groupnorm": "autoselect"}),
-        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "latent": video_latent(),
+        "apply_motion": apply_motion(),
+        "apply_i2v": apply_i2v(),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
-        "video": Node("CreateVideo", {"fps": 8.0}),
+        "video": create_video(),
         "save": save_video("i2v_animatediff"),
     },
     links=[
-        ("checkpoint", "MODEL", "apply_motion", "model"), ("motion_loader", "I2V_MOTION_MODULE", "apply_motion", "motion_module"),
+        *MOTION_LINKS,
         ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
         ("checkpoint", "VAE", "latent", "vae"), ("image", "IMAGE", "latent", "image"),
         ("apply_motion", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
         ("latent", "LATENT", "apply_i2v", "reference"),
         ("apply_i2v", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
-        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        *DECODE_LINKS,
         ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
     ],
     groups=[
@@ -323,12 +349,12 @@ the blur. Against colour drift: **I2V Anchor Latent Colour** while sampling (str
         "positive": prompt(EXAMPLE_POSITIVE),
         "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
         "prior": Node("I2V_FrameSimilarityPrior", PRIOR_OFFICIAL),
-        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "apply_i2v": apply_i2v(),
         "anchor": Node("I2V_AnchorLatentColour", {"strength": 0.0}),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
-        "colour": Node("I2V_ColourMatch", size=(260, 0)),
-        "video": Node("CreateVideo", {"fps": 8.0}),
+        "colour": colour_match(),
+        "video": create_video(),
         "save": save_video("i2v_frame_similarity_prior"),
     },
     links=[
@@ -340,7 +366,7 @@ the blur. Against colour drift: **I2V Anchor Latent Colour** while sampling (str
         ("anchor", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("prior", "latent", "sampler", "latent_image"),
         ("prior", "steps", "sampler", "steps"), ("prior", "denoise", "sampler", "denoise"),
-        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        *DECODE_LINKS,
         ("decode", "IMAGE", "colour", "images"), ("colour", "IMAGE", "video", "images"),
         ("video", "VIDEO", "save", "video"),
     ],
@@ -383,17 +409,17 @@ AnimateDiff-Evolved.
                                                              "trust_remote_code": False}),
         "image": load_image(),
         "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
-        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 512, "height": 512}),
+        "latent": video_latent(),
         "decompose": Node("I2V_DecomposePromptIntoStates", {
             "instruction": "the astronaut raises the flag and waves", "states": 4, "blend_frames": 2.0,
             "max_new_tokens": 256, "temperature": 0.0, "sampling_seed": 0, "max_image_side": 768},
             size=(420, 560)),
-        "apply_i2v": Node("I2V_ApplyAdapter", {"strength": 1.0}),
+        "apply_i2v": apply_i2v(),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
         "preview_states": Node("PreviewAny", title="States", size=(420, 220)),
         "preview_schedule": Node("PreviewAny", title="Prompt schedule", size=(420, 220)),
-        "video": Node("CreateVideo", {"fps": 8.0}),
+        "video": create_video(),
         "save": save_video("i2v_instruction_states"),
     },
     links=[
@@ -405,7 +431,7 @@ AnimateDiff-Evolved.
         ("latent", "LATENT", "apply_i2v", "reference"),
         ("apply_i2v", "MODEL", "sampler", "model"), ("decompose", "positive", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
-        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        *DECODE_LINKS,
         ("decompose", "states", "preview_states", "source"), ("decompose", "schedule", "preview_schedule", "source"),
         ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
     ],
@@ -437,7 +463,8 @@ checkpoint> --data <videos with an instruction column> --out models/dqformer/{DQ
 
 **Files:**
 
-{files_list(SD15_LINE, I2V_LINE, f"a vision-language model **folder**, e.g. `{VLM_FOLDER}` → `models/LLM/{VLM_FOLDER}/`",
+{files_list(SD15_LINE, I2V_LINE,
+            f"a vision-language model **folder**, e.g. `{VLM_FOLDER}` → `models/LLM/{VLM_FOLDER}/`",
             f"`{DQFORMER_FILE}` (your trained DQFormer) → `models/dqformer/`")}
 
 {REFRESH}""",
@@ -447,7 +474,8 @@ checkpoint> --data <videos with an instruction column> --out models/dqformer/{DQ
            "save": save_video("i2v_dqformer")},
     links=[link for link in STATES.links if link[:2] != ("apply_i2v", "MODEL") and link[2] != "preview_states"
            and link[2] != "preview_schedule"] + [
-        ("apply_i2v", "MODEL", "apply_dqformer", "model"), ("dqformer_loader", "I2V_DQFORMER", "apply_dqformer", "dqformer"),
+        ("apply_i2v", "MODEL", "apply_dqformer", "model"),
+        ("dqformer_loader", "I2V_DQFORMER", "apply_dqformer", "dqformer"),
         ("decompose", "state_features", "apply_dqformer", "state_features"),
         ("apply_dqformer", "MODEL", "sampler", "model"),
     ],
@@ -469,14 +497,12 @@ def long_video() -> Graph:
         **official_loaders(),
         "image": load_image(),
         "negative": prompt(OFFICIAL_NEGATIVE, negative=True),
-        "apply_motion": Node("I2V_ApplyMotionModule", {"scale": 1.0, "beta_schedule": "autoselect",
-                                                        "groupnorm": "autoselect"}),
-        "video": Node("CreateVideo", {"fps": 8.0}),
+        "apply_motion": apply_motion(),
+        "video": create_video(),
         "save": save_video("i2v_long_video"),
     }
     links = [
-        ("checkpoint", "MODEL", "apply_motion", "model"),
-        ("motion_loader", "I2V_MOTION_MODULE", "apply_motion", "motion_module"),
+        *MOTION_LINKS,
         ("checkpoint", "CLIP", "negative", "clip"),
         ("video", "VIDEO", "save", "video"),
     ]
@@ -488,21 +514,25 @@ def long_video() -> Graph:
         nodes |= {n("prompt"): Node("CLIPTextEncode", {"text": text}, title=f"Prompt, clip {k}", colour=GREEN,
                                    size=(400, 160)),
                   n("prior"): Node("I2V_FrameSimilarityPrior", PRIOR_OFFICIAL),
-                  n("apply_i2v"): Node("I2V_ApplyAdapter", {"strength": 1.0}),
+                  n("apply_i2v"): apply_i2v(),
                   n("apply_content"): Node("I2V_ApplyContentAdapter", {"weight": 1.0}),
                   n("sampler"): Node("KSampler", KSAMPLER_DDIM),
                   n("decode"): Node("VAEDecode"),
-                  n("colour"): Node("I2V_ColourMatch", size=(260, 0))}
+                  n("colour"): colour_match()}
         links += [
             ("checkpoint", "CLIP", n("prompt"), "clip"), ("checkpoint", "VAE", n("prior"), "vae"),
             (*reference, n("prior"), "image"),
-            ("apply_motion", "MODEL", n("apply_i2v"), "model"), ("i2v_loader", "I2V_ADAPTER", n("apply_i2v"), "i2v_adapter"),
+            ("apply_motion", "MODEL", n("apply_i2v"), "model"),
+            ("i2v_loader", "I2V_ADAPTER", n("apply_i2v"), "i2v_adapter"),
             (n("prior"), "latent", n("apply_i2v"), "reference"),
             (n("apply_i2v"), "MODEL", n("apply_content"), "model"),
             ("content_loader", "I2V_CONTENT_ADAPTER", n("apply_content"), "content_adapter"),
-            ("clip_vision", "CLIP_VISION", n("apply_content"), "clip_vision"), (*reference, n("apply_content"), "image"),
-            (n("apply_content"), "MODEL", n("sampler"), "model"), (n("prompt"), "CONDITIONING", n("sampler"), "positive"),
-            ("negative", "CONDITIONING", n("sampler"), "negative"), (n("prior"), "latent", n("sampler"), "latent_image"),
+            ("clip_vision", "CLIP_VISION", n("apply_content"), "clip_vision"),
+            (*reference, n("apply_content"), "image"),
+            (n("apply_content"), "MODEL", n("sampler"), "model"),
+            (n("prompt"), "CONDITIONING", n("sampler"), "positive"),
+            ("negative", "CONDITIONING", n("sampler"), "negative"),
+            (n("prior"), "latent", n("sampler"), "latent_image"),
             (n("prior"), "steps", n("sampler"), "steps"), (n("prior"), "denoise", n("sampler"), "denoise"),
             (n("sampler"), "LATENT", n("decode"), "samples"), ("checkpoint", "VAE", n("decode"), "vae"),
             (n("decode"), "IMAGE", n("colour"), "images"), ("image", "IMAGE", n("colour"), "colour_reference"),
@@ -576,11 +606,11 @@ writes are for its tiny model and are refused here.
         "image": load_image(),
         "positive": prompt(EXAMPLE_POSITIVE),
         "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
-        "latent": Node("I2V_VideoLatent", {"frames": 16, "width": 256, "height": 256}),
+        "latent": video_latent(256),
         "apply_look_back": Node("I2V_ApplyLookBack"),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
-        "video": Node("CreateVideo", {"fps": 8.0}),
+        "video": create_video(),
         "save": save_video("i2v_look_back"),
     },
     links=[
@@ -591,7 +621,7 @@ writes are for its tiny model and are refused here.
         ("latent", "LATENT", "apply_look_back", "reference"),
         ("apply_look_back", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
-        ("sampler", "LATENT", "decode", "samples"), ("checkpoint", "VAE", "decode", "vae"),
+        *DECODE_LINKS,
         ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
     ],
     groups=[
