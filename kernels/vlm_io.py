@@ -32,14 +32,16 @@ class StateFeatures:
         return self.instruction.shape[-1]
 
 
+def stack_padded(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """Tensors of different lengths along `dim` (tokens; negative), zero-padded to the longest and stacked."""
+    length = max(t.shape[dim] for t in tensors)
+    return torch.stack([torch.nn.functional.pad(t, [0, 0] * (-dim - 1) + [0, length - t.shape[dim]]) for t in tensors])
+
+
 def padded(pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """[n, longest, C] and its [n, longest] mask from n tensors [length_i, C]."""
-    length = max(piece.shape[0] for piece in pieces)
-    out = torch.zeros(len(pieces), length, pieces[0].shape[-1])
-    mask = torch.zeros(len(pieces), length, dtype=torch.bool)
-    for i, piece in enumerate(pieces):
-        out[i, :piece.shape[0]], mask[i, :piece.shape[0]] = piece, True
-    return out, mask
+    masks = [torch.ones(piece.shape[0], dtype=torch.bool) for piece in pieces]
+    return stack_padded(pieces, -2), stack_padded(masks, -1)
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ from functools import lru_cache
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..kernels.vlm_io import stack_padded
 from .seeds import generator as seeded
 from .video_clips import Unusable
 
@@ -30,12 +31,6 @@ class MicroBatch:
     states_mask: torch.Tensor | None = None
 
 
-def _stack_padded(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
-    """Tensors of different lengths along `dim` (tokens), padded with zeros to the longest."""
-    length = max(t.shape[dim] for t in tensors)
-    return torch.stack([torch.nn.functional.pad(t, [0, 0] * (-dim - 1) + [0, length - t.shape[dim]]) for t in tensors])
-
-
 def collate(items: list, valid: list[bool], dropped: list[bool], failures: list[str]) -> MicroBatch:
     stacked = {}
     for name in ("pixels", "moments", "context", "pooled", "image_tokens", "geometry"):
@@ -43,7 +38,7 @@ def collate(items: list, valid: list[bool], dropped: list[bool], failures: list[
             stacked[name] = torch.stack([getattr(item, name) for item in items])
     for name, dim in (("instruction", -2), ("instruction_mask", -1), ("states", -2), ("states_mask", -1)):
         if getattr(items[0], name, None) is not None:
-            stacked[name] = _stack_padded([getattr(item, name) for item in items], dim)
+            stacked[name] = stack_padded([getattr(item, name) for item in items], dim)
     if hasattr(items[0], "caption"):
         stacked["captions"] = [item.caption for item in items]
     return MicroBatch(valid=torch.tensor(valid), dropped=torch.tensor(dropped), failures=failures, **stacked)
