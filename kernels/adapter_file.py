@@ -30,10 +30,12 @@ class AdapterFile:
     def noise_schedule(self) -> NoiseSchedule:
         return recorded_schedule(self.metadata, "this I2V-Adapter")
 
-    def build(self, operations=torch.nn, dtype=None, device=None) -> I2VAdapter:
-        adapter = I2VAdapter(self.family, operations=operations, dtype=dtype, device=device)
-        adapter.load_state_dict(self.state_dict)
-        return adapter
+    def build(self, operations=torch.nn, dtype=None) -> I2VAdapter:
+        """The layers holding this file's tensors (no copy), converted to `dtype` if given."""
+        with torch.device("meta"):
+            adapter = I2VAdapter(self.family, operations=operations)
+        adapter.load_state_dict(self.state_dict, assign=True)
+        return adapter if dtype is None else adapter.to(dtype)
 
 
 def _family_of(paths: set[str], name: str) -> UNetFamily:

@@ -3,8 +3,8 @@
     out_i = Attn(Q_i, K_i, V_i) W_O  +  Attn(X_i W'_Q, K_1, V_1) W'_O
 
 The first term is the frozen self-attention the host computes. This module computes the second term:
-`K_1, V_1` are the frozen key/value projections of each video's frame 0, read once per video; the frames
-are folded into the query axis so the branch costs one extra attention, not F copies of K_1 and V_1.
+`K_1, V_1` are the frozen key/value projections of each video's frame 0, one per video; the frames are folded
+into the query axis so the branch costs one extra attention, not F copies of K_1 and V_1.
 """
 import torch
 from torch import nn
@@ -14,19 +14,19 @@ from .module_tree import attach
 from .unet_layout import UNetFamily, self_attention_layers
 
 
-def first_frame_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, heads: int,
+def first_frame_attention(q: torch.Tensor, k_first: torch.Tensor, v_first: torch.Tensor, frames: int, heads: int,
                           attention: Attention = sdpa_attention) -> torch.Tensor:
     """Attn(q_i, K_1, V_1) for every frame i of every video in the batch.
 
-    q: [videos*frames, N, C] branch queries. k, v: [videos*frames, M, C] keys and values of all frames,
-    videos laid out one after another (ComfyUI batches cond and uncond videos this way); only frame 0 of
-    each video is read.
+    q: [videos*frames, N, C] branch queries, videos laid out one after another (ComfyUI batches cond and uncond
+    videos this way). k_first, v_first: [videos, M, C] the keys and values of each video's frame 0.
     """
-    if frames < 2 or q.shape[0] % frames:
-        raise ValueError(f"a batch of {q.shape[0]} cannot be split into videos of {frames} frames (need at least 2)")
-    videos, tokens = q.shape[0] // frames, q.shape[1]
+    if frames < 2 or q.shape[0] % frames or q.shape[0] // frames != k_first.shape[0]:
+        raise ValueError(f"a batch of {q.shape[0]} cannot be split into {k_first.shape[0]} videos of {frames} frames "
+                         "(need at least 2)")
+    videos, tokens = k_first.shape[0], q.shape[1]
     folded = q.reshape(videos, frames * tokens, q.shape[2])
-    return attention(folded, k[::frames], v[::frames], heads).reshape(q.shape)
+    return attention(folded, k_first, v_first, heads).reshape(q.shape)
 
 
 class FirstFrameBranch(nn.Module):
@@ -44,10 +44,10 @@ class FirstFrameBranch(nn.Module):
         self.to_out_ff.weight.zero_()
         self.to_out_ff.bias.zero_()
 
-    def forward(self, hidden: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int, heads: int,
+    def forward(self, hidden: torch.Tensor, k_first: torch.Tensor, v_first: torch.Tensor, frames: int, heads: int,
                 attention: Attention = sdpa_attention) -> torch.Tensor:
-        """hidden: the normed attn1 input X; k, v: attn1's frozen projections of the same batch."""
-        return self.to_out_ff(first_frame_attention(self.to_q_ff(hidden), k, v, frames, heads, attention))
+        """hidden: the normed attn1 input X; k_first, v_first: attn1's frozen projections of each video's frame 0."""
+        return self.to_out_ff(first_frame_attention(self.to_q_ff(hidden), k_first, v_first, frames, heads, attention))
 
 
 class I2VAdapter(nn.Module):

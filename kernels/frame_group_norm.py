@@ -4,11 +4,11 @@ norm. With a clean frame 0 beside noisy frames this moves frame 0's normalised a
 values the adapter branch reads) by about 20% RMS at high noise levels compared with a per-frame GroupNorm.
 
 Hosts hand the UNet its videos one after another in the batch (`(videos frames) c h w`). A view of an existing
-GroupNorm module (same class, same parameter objects) normalises `videos c (frames h) w` instead, which has exactly
-the 5-D statistics; the host says how many videos each call holds.
+GroupNorm module normalises `videos c (frames h) w` instead, which has exactly the 5-D statistics; the host says
+how many videos each call holds. The view shares the module's state itself (the same `__dict__` object, not a
+copy), so whatever a host records on the module (ComfyUI: patched-weight flags, weight functions, cast settings)
+is one record, whichever of the two it reaches through.
 """
-import functools
-
 import torch
 from einops import rearrange
 from torch import nn
@@ -19,10 +19,18 @@ class VideoBatch:
 
     def __init__(self):
         self.videos: int | None = None
+        self._views: dict[type, type] = {}
+
+    def view_class(self, norm_class: type) -> type:
+        """The class of the views of `norm_class` modules that read this batch (one per GroupNorm class)."""
+        if norm_class not in self._views:
+            self._views[norm_class] = type(f"{norm_class.__name__}AcrossFrames", (_AcrossFrames, norm_class),
+                                           {"video_batch": self})
+        return self._views[norm_class]
 
 
 class _AcrossFrames:
-    video_batch: VideoBatch
+    video_batch: VideoBatch  # on the view's class: the module's shared state holds nothing of the view
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         videos = self.video_batch.videos
@@ -34,16 +42,10 @@ class _AcrossFrames:
         return rearrange(y, "v c (f h) w -> (v f) c h w", h=x.shape[2])
 
 
-@functools.cache
-def _view_class(norm_class: type) -> type:
-    return type(f"{norm_class.__name__}AcrossFrames", (_AcrossFrames, norm_class), {})
-
-
 def across_frames(norm: nn.GroupNorm, video_batch: VideoBatch) -> nn.GroupNorm:
-    """A view of `norm` that normalises each video's frames together. It shares the parameter and buffer objects
-    and every setting with `norm`, so weights stay where the host's model management puts them and the view can
-    stand in `norm`'s place in the module tree (state-dict keys unchanged)."""
-    view = object.__new__(_view_class(type(norm)))
-    view.__dict__.update(norm.__dict__)
-    view.video_batch = video_batch
+    """A view of `norm` that normalises each video's frames together. It is `norm`'s state under another class:
+    parameters, buffers and every setting are `norm`'s own, so weights stay where the host's model management puts
+    them and the view can stand in `norm`'s place in the module tree (state-dict keys unchanged)."""
+    view = object.__new__(video_batch.view_class(type(norm)))
+    view.__dict__ = norm.__dict__
     return view

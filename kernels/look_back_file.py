@@ -26,10 +26,12 @@ class LookBackFile:
     def noise_schedule(self) -> NoiseSchedule:
         return recorded_schedule(self.metadata, "these look-back layers")
 
-    def build(self, operations=torch.nn, dtype=None, device=None) -> LookBackLayers:
-        layers = LookBackLayers(self.family, **self.settings, operations=operations, dtype=dtype, device=device)
-        layers.load_state_dict(self.state_dict)
-        return layers
+    def build(self, operations=torch.nn, dtype=None) -> LookBackLayers:
+        """The layers holding this file's tensors (no copy), converted to `dtype` if given."""
+        with torch.device("meta"):
+            layers = LookBackLayers(self.family, **self.settings, operations=operations)
+        layers.load_state_dict(self.state_dict, assign=True)
+        return layers if dtype is None else layers.to(dtype)
 
 
 def _setting(metadata: dict[str, str], key: str, name: str) -> int:

@@ -25,21 +25,25 @@ _FROM_DIFFUSERS = [
 ]
 
 
+ANIMATELCM = "AnimateLCM"
+
+
 @dataclass
 class MotionModuleFile:
     family: UNetFamily
-    version: str          # "v1", "v2", "v3" (SD1.5) or "sdxl-beta"
+    version: str          # "v1", "v2", "v3", "AnimateLCM" (SD1.5) or "sdxl-beta"
     max_frames: int       # the position encoding's length
     mid_block: bool
     blocks: int           # transformer blocks per module
     state_dict: dict[str, torch.Tensor]
     layout: str           # "AnimateDiff" or "diffusers MotionAdapter"
 
-    def build(self, operations=torch.nn, dtype=None, device=None) -> MotionModules:
-        modules = MotionModules(self.family, self.max_frames, self.mid_block, self.blocks, operations=operations,
-                                dtype=dtype, device=device)
-        modules.load_state_dict(self.state_dict)
-        return modules
+    def build(self, operations=torch.nn, dtype=None) -> MotionModules:
+        """The layers holding this file's tensors (no copy), converted to `dtype` if given."""
+        with torch.device("meta"):
+            modules = MotionModules(self.family, self.max_frames, self.mid_block, self.blocks, operations=operations)
+        modules.load_state_dict(self.state_dict, assign=True)
+        return modules if dtype is None else modules.to(dtype)
 
 
 def _split(key: str) -> tuple[str, str] | None:
@@ -99,7 +103,9 @@ def motion_module_from_tensors(tensors: dict[str, torch.Tensor], name: str, conf
     if pe_key is not None and (state[pe_key].ndim != 3 or state[pe_key].shape[1] < 1):
         raise FileFormatError(f"{name}: {pe_key} is {tuple(state[pe_key].shape)}; a position encoding is "
                               "[1, frames ≥ 1, channels]")
-    max_frames = state[pe_key].shape[1] if pe_key is not None else (config_max_frames or 32)
+    # AnimateLCM's files are the only original-layout ones without encodings (AnimateDiff-Evolved's rule and its 64).
+    animatelcm = original and pe_key is None
+    max_frames = state[pe_key].shape[1] if pe_key is not None else 64 if animatelcm else (config_max_frames or 32)
     down_levels = [int(site.split(".")[1]) for (site, _), _ in modules if site.startswith("down_blocks")]
     if not down_levels:
         elsewhere = ", ".join(sorted({site.split(".")[0] for (site, _), _ in modules}))
@@ -118,7 +124,7 @@ def motion_module_from_tensors(tensors: dict[str, torch.Tensor], name: str, conf
 
     with torch.device("meta"):
         expected = {k: v.shape for k, v in MotionModules(family, max_frames, mid_block, blocks).state_dict().items()}
-    for key, shape in expected.items():  # diffusers files may omit the encodings: they are deterministic
+    for key, shape in expected.items():  # diffusers files and AnimateLCM omit the encodings: they are deterministic
         if key.endswith(".pe") and key not in state:
             state[key] = sinusoidal_encoding(max_frames, shape[-1])
     missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
@@ -129,7 +135,8 @@ def motion_module_from_tensors(tensors: dict[str, torch.Tensor], name: str, conf
         if state[key].shape != shape:
             raise FileFormatError(f"{name}: {key} is {tuple(state[key].shape)}, expected {tuple(shape)} for "
                                   f"{family.label}")
-    version = "sdxl-beta" if family.name == "sdxl" else "v2" if mid_block else "v1" if max_frames == 24 else "v3"
+    version = ("sdxl-beta" if family.name == "sdxl" else ANIMATELCM if animatelcm else "v2" if mid_block
+               else "v1" if max_frames == 24 else "v3")
     return MotionModuleFile(family, version, max_frames, mid_block, blocks, state,
                             "AnimateDiff" if original else "diffusers MotionAdapter")
 

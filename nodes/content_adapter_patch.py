@@ -1,9 +1,11 @@
-"""The Content-Adapter as a MODEL patch for the stock samplers: an attn2 replace on every cross-attention adds
-`weight · Attn(Q, K_ip, V_ip)` to the text attention, before attn2's output projection (as the official release).
+"""The Content-Adapter as a MODEL patch for the stock samplers: every cross-attention adds
+`weight · Attn(Q, K_ip, V_ip)` to the text attention (or to whatever replace is live there), before attn2's output
+projection, as the official release does (attention_overlay).
 
 The image tokens are fixed for a graph, so their keys and values are computed once, when the node runs, for the
 conditional side (the image) and the unconditional side (CLIP of all-zero pixel values, as the official release);
-sampling then costs one small attention per attn2 and no adapter weights on the GPU.
+sampling then costs one small attention per attn2 and no adapter weights on the GPU. A guider's negatives get the
+zero-pixel tokens, every other cond the picture's (cond_roles).
 """
 import weakref
 
@@ -11,12 +13,17 @@ import torch
 
 import comfy.model_management
 
+from comfy.patcher_extension import WrappersMP
+
 from ..kernels.content_adapter import image_attention
 from ..kernels.content_adapter_file import ContentAdapterFile
-from .patch_support import SharedPatch, attention_patch_keys, host_attention
+from .attention_overlay import AttentionOverlay
+from .cond_roles import conditional_chunks, record_cond_roles
+from .patch_support import attention_patch_keys, host_attention
 from .unet_families import family_of_model
 
 NODE = "Apply Content-Adapter"
+KEY = "i2v_content_adapter"
 ENCODERS = {1024: "ViT-L", 1152: "SigLIP", 1280: "ViT-H", 1664: "ViT-bigG"}  # by hidden width
 
 
@@ -40,27 +47,26 @@ def image_features(clip_vision, image: torch.Tensor) -> torch.Tensor:
     return torch.cat([cond.float().cpu(), _zero_pixel_features(clip_vision)])
 
 
-class ImageAttention(SharedPatch):
-    """attn2 replace for one layer: the text attention (or the replace that was there before), plus the image
-    tokens' attention of each chunk's side: cond_or_uncond 0 reads row 0 (the image), 1 row 1 (zero pixels)."""
+class ImageAttention:
+    """One attn2's addition: the image tokens' attention of each chunk's role, the picture's for conditional chunks
+    and zero pixels' for a guider's negatives (cond_roles), scaled by `weight`."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, weight: float, previous=None):
-        self.keys, self.values, self.weight, self.previous = keys, values, weight, previous
-        self._placed = {}  # (device, dtype) -> keys and values there: one copy per sampling device, not per call
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, weight: float):
+        self.keys, self.values, self.weight = keys, values, weight  # [2, tokens, C]: the picture's, zero pixels'
+        self._placed = {}  # (device, dtype, roles) -> keys and values there, one copy per sampling device
 
-    def _on(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        where = (q.device, q.dtype)
+    def _for(self, q: torch.Tensor, roles: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        where = (q.device, q.dtype, roles)
         if where not in self._placed:
-            self._placed[where] = (self.keys.to(q), self.values.to(q))
+            rows = [0 if conditional else 1 for conditional in roles]
+            self._placed[where] = (self.keys[rows].to(q), self.values[rows].to(q))
         return self._placed[where]
 
-    def __call__(self, q, k, v, extra_options):
+    def __call__(self, q, out, extra_options):
+        keys, values = self._for(q, conditional_chunks(extra_options))
         attend = host_attention(extra_options, extra_options["attn_precision"])
-        out = self.previous(q, k, v, extra_options) if self.previous else attend(q, k, v, extra_options["n_heads"])
-        keys, values = self._on(q)
-        sides = torch.tensor(extra_options.get("cond_or_uncond", [0]), dtype=torch.long, device=q.device)
-        image = image_attention(q, keys[sides], values[sides], extra_options["n_heads"], attend)
-        return out + (image if self.weight == 1.0 else image * self.weight)
+        image = image_attention(q, keys, values, extra_options["n_heads"], attend)
+        return out.add_(image) if self.weight == 1.0 else out.add_(image, alpha=self.weight)
 
 
 def _encoder_name(width: int) -> str:
@@ -83,10 +89,8 @@ def apply_content_adapter(model, adapter: ContentAdapterFile, clip_vision, image
         built = adapter.build()
         layers = built.keys_values(built.image_tokens(features))
     keys = attention_patch_keys(model.model.model_config.unet_config, "attn2")
+    overlay = AttentionOverlay("attn2", {keys[path]: ImageAttention(k, v, weight) for path, k, v in layers})
     patched = model.clone()
-    replaced = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
-    for path, k, v in layers:
-        block, number, index = keys[path]
-        previous = replaced.get((block, number, index)) or replaced.get((block, number))
-        patched.set_model_attn2_replace(ImageAttention(k, v, weight, previous), block, number, index)
+    patched.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, KEY, overlay.diffusion_model)
+    record_cond_roles(patched)
     return patched

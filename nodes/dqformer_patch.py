@@ -3,17 +3,20 @@
     out = Attn(Q, K_text, V_text) + weight · Attn(Q, T W_K, T W_V)
 
 with attn2's own frozen key and value projections W_K, W_V (the tokens live in the text embeddings' space, so no
-per-layer weights are needed) and each frame's tokens T: its state's, blended across the state boundaries as the
-states' CLIP conditioning is. Only the conditional side gets them; the unconditional side stays the negative
+per-layer weights are needed; a LoRA on them applies) and each frame's tokens T: its state's, blended across the
+state boundaries as the states' CLIP conditioning is. Laid over whatever replace is live in attn2
+(attention_overlay). Every cond but a guider's negatives gets them (cond_roles): the negatives stay the negative
 prompt, as classifier-free guidance on the condition wants.
 """
 import torch
 
-import comfy.patcher_extension
+from comfy.patcher_extension import WrappersMP
 
 from ..kernels.dqformer import frame_tokens
 from ..kernels.dqformer_file import DQFormerFile
 from ..kernels.vlm_io import no_hidden_states
+from .attention_overlay import AttentionOverlay
+from .cond_roles import conditional_chunks, record_cond_roles
 from .patch_support import SharedPatch, attention_layers, chunk_frames, host_attention
 from .unet_families import family_of_model
 from .vlm_answer import DecomposedStates
@@ -22,26 +25,36 @@ NODE = "Apply DQFormer"
 KEY = "i2v_dqformer"
 
 
-class ConditionAttention(SharedPatch):
-    """attn2 replace for one layer; `attention` is that layer's module (its to_k and to_v, patched weights and all)."""
+class ConditionAttention:
+    """One attn2's addition; `attention` is that layer's module (its to_k and to_v, patched weights and all)."""
 
-    def __init__(self, attention, tokens: torch.Tensor, weight: float, previous=None):
-        self.attention, self.tokens, self.weight, self.previous = attention, tokens, weight, previous
+    def __init__(self, attention, tokens: "FrameTokens", weight: float):
+        self.attention, self.tokens, self.weight = attention, tokens, weight
 
-    def __call__(self, q, k, v, extra_options):
-        heads = extra_options["n_heads"]
-        attend = host_attention(extra_options, extra_options["attn_precision"])
-        out = self.previous(q, k, v, extra_options) if self.previous else attend(q, k, v, heads)
-        sides = extra_options.get("cond_or_uncond", [0])
-        rows = q.shape[0] // len(sides)
-        tokens = self.tokens[chunk_frames(extra_options, rows)].to(q)
+    def __call__(self, q, out, extra_options):
+        conditional = conditional_chunks(extra_options)
+        rows = q.shape[0] // len(conditional)
+        tokens = self.tokens.of_chunk(chunk_frames(extra_options, rows), q)
         keys, values = self.attention.to_k(tokens), self.attention.to_v(tokens)
-        added = torch.zeros_like(out)
-        for chunk, side in enumerate(sides):
-            if side == 0:  # the conditional side
-                part = slice(chunk * rows, (chunk + 1) * rows)
-                added[part] = attend(q[part], keys, values, heads)
-        return out + self.weight * added
+        attend = host_attention(extra_options, extra_options["attn_precision"])
+        for chunk in (chunk for chunk, yes in enumerate(conditional) if yes):
+            part = slice(chunk * rows, (chunk + 1) * rows)
+            out[part].add_(attend(q[part], keys, values, extra_options["n_heads"]), alpha=self.weight)
+        return out
+
+
+class FrameTokens:
+    """The condition tokens of every frame, [frames, queries, context] in fp32 on the CPU, placed on the sampling
+    device once per context window (or once for the whole video) instead of on every call."""
+
+    def __init__(self, tokens: torch.Tensor):
+        self.tokens, self._placed = tokens, {}
+
+    def of_chunk(self, frames: list[int], like: torch.Tensor) -> torch.Tensor:
+        where = (tuple(frames), like.device, like.dtype)
+        if where not in self._placed:
+            self._placed[where] = self.tokens[frames].to(like)
+        return self._placed[where]
 
 
 class FrameCount(SharedPatch):
@@ -80,13 +93,12 @@ def apply_dqformer(model, dqformer: DQFormerFile, states: DecomposedStates, weig
         raise ValueError(f"{NODE}: this DQFormer is for {dqformer.family.label} but the MODEL is {family.label}: load a "
                          f"DQFormer trained on {family.label}.")
     tokens = condition_tokens(dqformer, states)
+    unet, frame_tokens = model.model.diffusion_model, FrameTokens(tokens)
+    overlay = AttentionOverlay("attn2", {
+        key: ConditionAttention(unet.get_submodule(module_path), frame_tokens, weight)
+        for key, module_path in attention_layers(model.model.model_config.unet_config, "attn2").values()})
     patched = model.clone()
-    replaced = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
-    unet = model.model.diffusion_model
-    for (block, number, index), module_path in attention_layers(model.model.model_config.unet_config, "attn2").values():
-        previous = replaced.get((block, number, index)) or replaced.get((block, number))
-        patched.set_model_attn2_replace(ConditionAttention(unet.get_submodule(module_path), tokens, weight, previous),
-                                        block, number, index)
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY,
-                                 FrameCount(tokens.shape[0]).outer_sample)
+    patched.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, KEY, overlay.diffusion_model)
+    patched.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, KEY, FrameCount(tokens.shape[0]).outer_sample)
+    record_cond_roles(patched)
     return patched

@@ -1,7 +1,7 @@
 """GroupNorm across each video's frames in every ResNet block and the output norm of a ComfyUI UNet (AnimateDiff v1
 and the official I2V-Adapter release), on a ModelPatcher clone: each such norm is object-patched with a view of
-itself (kernels.frame_group_norm: same parameters, so weight patches and offloading work as before) while the model
-is loaded, and a diffusion-model wrapper tells the views how many videos each UNet call holds (cond and uncond, or
+itself (kernels.frame_group_norm: the norm's own state, so weight patches, their bookkeeping and offloading work as
+before) while the model is loaded, and a diffusion-model wrapper tells the views how many videos each UNet call holds (cond and uncond, or
 context windows, are separate videos)."""
 import torch
 

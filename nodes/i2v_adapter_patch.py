@@ -1,62 +1,58 @@
 """The I2V-Adapter as a MODEL patch for the stock samplers.
 
-On a ModelPatcher clone: the cross-frame branch beside every attn1 (transformer patches), frame 0 held at the
-clean reference latent on every model call (reference_frame), and the adapter weights as an additional model
-so ComfyUI loads and offloads them with the UNet. No core code is replaced.
+On a ModelPatcher clone: the cross-frame branch beside every attn1, frame 0 held at the clean reference latent on
+every model call (reference_frame), and the adapter weights as an additional model so ComfyUI loads and offloads
+them with the UNet (layer_weights). No core code is replaced, and no attention replace is registered: the branch
+reads attn1's normed input (attn1_patch) and adds its output after attn1's (attn1_output_patch), so whatever
+replaces attn1 itself (PerturbedAttentionGuidance, SelfAttentionGuidance, other packs) runs as it would without us.
+Frame 0's keys and values are attn1's own projections of frame 0's input, computed here for that one frame.
 """
 import torch
 
-import comfy.model_patcher
-import comfy.ops
-
 from ..kernels.adapter_file import AdapterFile
 from ..kernels.first_frame_attention import FirstFrameBranch
+from .layer_weights import add_file_layers, file_layers
 from .noise_schedule_patch import warn_on_other_schedule
-from .patch_support import SharedPatch, attention_patch_keys, frames_per_video, host_attention
+from .patch_support import SharedPatch, attention_layers, frames_per_video, host_attention
 from .reference_frame import pin_reference_frame
 from .unet_families import family_of_model
 
 PATCH_KEY = "i2v_adapter"
 NODE = "Apply I2V-Adapter"
 _ATTN1_INPUT = "i2v_adapter_attn1_input"
-_BRANCH_OUTPUT = "i2v_adapter_branch_output"
 
 
 class StashAttn1Input(SharedPatch):
-    """attn1_patch: keep the normed attn1 input X for the branch's W'_Q (the replace only sees projections)."""
+    """attn1_patch: keep the normed attn1 input X for the branch (extra_options lives for one transformer block)."""
 
     def __call__(self, n, context, value, extra_options):
         extra_options[_ATTN1_INPUT] = n
         return n, context, value
 
 
-class FirstFrameReplace(SharedPatch):
-    """attn1 replace for one layer: the frozen self-attention (or the replace that was there before us),
-    plus the branch on frame 0's frozen K and V; the branch output waits for AddBranchOutput."""
+class AddFirstFrameBranch(SharedPatch):
+    """attn1_output_patch: attn1's output after its to_out, plus strength · Attn(X W'_Q, K_1, V_1) W'_O."""
 
-    def __init__(self, branch: FirstFrameBranch, strength: float, previous=None):
-        self.branch, self.strength, self.previous = branch, strength, previous
-
-    def __call__(self, q, k, v, extra_options):
-        heads = extra_options["n_heads"]
-        attend = host_attention(extra_options, extra_options["attn_precision"])
-        out = self.previous(q, k, v, extra_options) if self.previous else attend(q, k, v, heads)
-        frames = frames_per_video(q, extra_options, NODE)
-        branch = self.branch(extra_options.pop(_ATTN1_INPUT), k, v, frames, heads, attend)
-        extra_options[_BRANCH_OUTPUT] = branch if self.strength == 1.0 else branch * self.strength
-        return out
-
-
-class AddBranchOutput(SharedPatch):
-    """attn1_output_patch: attn1's output after its to_out, plus the branch's W'_O output."""
+    def __init__(self, layers: dict[tuple[str, int, int], tuple[FirstFrameBranch, torch.nn.Module]], strength: float):
+        self.layers, self.strength = layers, strength  # layer key -> (its branch, ComfyUI's attn1 module)
 
     def __call__(self, n, extra_options):
-        branch = extra_options.pop(_BRANCH_OUTPUT, None)
-        return n if branch is None else n + branch
+        hidden = extra_options.pop(_ATTN1_INPUT, None)
+        block = extra_options.get("block")
+        layer = self.layers.get((*block, extra_options.get("block_index", 0))) if block else None
+        if hidden is None or layer is None:
+            return n
+        branch, attn1 = layer
+        frames = frames_per_video(hidden, extra_options, NODE)
+        first = hidden[::frames]
+        attend = host_attention(extra_options, extra_options["attn_precision"])
+        out = branch(hidden, attn1.to_k(first), attn1.to_v(first), frames, extra_options["n_heads"], attend)
+        return n + out if self.strength == 1.0 else n.add(out, alpha=self.strength)
 
 
 def apply_i2v_adapter(model, adapter: AdapterFile, reference: torch.Tensor, strength: float):
-    """A clone of `model` with the adapter; `reference` is the raw (un-scaled) latent of the first frame."""
+    """A clone of `model` with the adapter; `reference` is the raw (un-scaled) latent of the first frame. At
+    strength 0 only frame 0 is pinned."""
     family = family_of_model(model, NODE)
     if family is not adapter.family:
         raise ValueError(f"This I2V-Adapter is for {adapter.family.label} but the MODEL is {family.label}: load a "
@@ -64,20 +60,16 @@ def apply_i2v_adapter(model, adapter: AdapterFile, reference: torch.Tensor, stre
     if model.get_additional_models_with_key(PATCH_KEY):
         raise ValueError("This MODEL already has an I2V-Adapter: apply the adapter once, to the MODEL that comes "
                          "before the first Apply I2V-Adapter.")
-    keys = attention_patch_keys(model.model.model_config.unet_config, "attn1")
-    dtype = model.model.manual_cast_dtype or model.model_dtype()
-    weights = adapter.build(operations=comfy.ops.disable_weight_init, dtype=dtype, device=model.offload_device)
-
     patched = model.clone()
-    patched.set_additional_models(PATCH_KEY, [comfy.model_patcher.ModelPatcher(weights, model.load_device, model.offload_device)])
-    patched.set_model_attn1_patch(StashAttn1Input())
-    replaced = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn1", {})
-    for path, branch in weights.branches():
-        block, number, index = keys[path]
-        previous = replaced.get((block, number, index)) or replaced.get((block, number))
-        patched.set_model_attn1_replace(FirstFrameReplace(branch, strength, previous), block, number, index)
-    patched.set_model_attn1_output_patch(AddBranchOutput())
-
+    if strength != 0.0:
+        layers = file_layers(adapter, model)
+        unet = model.model.diffusion_model
+        branches = {key: (layers.module.get_submodule(path), unet.get_submodule(module_path))
+                    for path, (key, module_path) in attention_layers(model.model.model_config.unet_config,
+                                                                      "attn1").items()}
+        add_file_layers(patched, PATCH_KEY, layers)
+        patched.set_model_attn1_patch(StashAttn1Input())
+        patched.set_model_attn1_output_patch(AddFirstFrameBranch(branches, strength))
     pin_reference_frame(patched, reference, NODE)
     warn_on_other_schedule(patched, adapter.noise_schedule, NODE, "this I2V-Adapter")
     return patched

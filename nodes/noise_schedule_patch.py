@@ -25,6 +25,14 @@ def set_noise_schedule(patched, schedule: NoiseSchedule) -> None:
     patched.add_object_patch("model_sampling", model_sampling_for(patched, schedule))
 
 
+def set_lcm_sampling(patched) -> None:
+    """What ComfyUI's ModelSamplingDiscrete node sets for sampling "lcm" (AnimateLCM's, as AnimateDiff-Evolved's
+    autoselect gives it)."""
+    from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete  # core's node, imported where used
+    lcm = ModelSamplingDiscrete().patch(patched, "lcm", False)[0]
+    patched.add_object_patch("model_sampling", lcm.get_model_object("model_sampling"))
+
+
 def _sigmas(schedule: NoiseSchedule) -> torch.Tensor:
     alphas = schedule.alphas_cumprod()
     return ((1 - alphas) / alphas).sqrt().float()
@@ -41,22 +49,29 @@ def schedule_of(model_sampling) -> NoiseSchedule | None:
 
 
 class ScheduleCheck(SharedPatch):
-    """Warns, when sampling starts, that the MODEL's schedule is not the one `what` was trained with."""
+    """When sampling starts, one warning per schedule that files on the MODEL were trained with and the MODEL does
+    not sample with; `trained` holds (schedule, node, what) of every such file."""
 
-    def __init__(self, trained: NoiseSchedule, node: str, what: str):
-        self.trained, self.node, self.what = trained, node, what
+    def __init__(self, trained: tuple[tuple[NoiseSchedule, str, str], ...]):
+        self.trained = trained
 
     def outer_sample(self, executor, *args, **kwargs):
-        sampling = executor.class_obj.model_patcher.get_model_object("model_sampling")
-        running = schedule_of(sampling)
-        if running != self.trained:
-            logging.warning("%s: %s was trained with the %s noise schedule, but the MODEL samples with %s. Set "
+        running = schedule_of(executor.class_obj.model_patcher.get_model_object("model_sampling"))
+        for schedule in dict.fromkeys(schedule for schedule, _, _ in self.trained if schedule != running):
+            files = [(node, what) for trained, node, what in self.trained if trained == schedule]
+            plural = len(files) > 1 or files[0][1].startswith("these")
+            logging.warning("%s %s trained with the %s noise schedule, but the MODEL samples with %s. Set "
                             "beta_schedule to '%s' in Apply Motion Module (or AnimateDiff-Evolved's loader), or "
-                            "expect every step at another noise level.", self.node, self.what, self.trained.label,
-                            running.label if running else "another schedule", self.trained.label)
+                            "expect every step at another noise level.",
+                            " and ".join(f"{node}: {what}" for node, what in files), "were" if plural else "was",
+                            schedule.label, running.label if running else "another schedule", schedule.label)
         return executor(*args, **kwargs)
 
 
 def warn_on_other_schedule(patched, trained: NoiseSchedule, node: str, what: str) -> None:
+    """One check per MODEL, however many of our files it carries."""
+    earlier = patched.get_wrappers(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, SCHEDULE_CHECK_KEY)
+    checks = tuple(entry for wrapper in earlier for entry in wrapper.__self__.trained)
+    patched.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, SCHEDULE_CHECK_KEY)
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, SCHEDULE_CHECK_KEY,
-                                 ScheduleCheck(trained, node, what).outer_sample)
+                                 ScheduleCheck(checks + ((trained, node, what),)).outer_sample)

@@ -5,6 +5,7 @@ import torch
 import comfy.patcher_extension
 
 from .ade_windows import ade_context_length, ade_window_with_reference_in_front, check_ade_windows
+from .control_windows import control_with_zero_rows_in_front, window_control_hints
 from .patch_support import REFERENCE_IN_FRONT, check_video_latent, frame_0_rows, lacks_reference
 
 PIN_KEY = "i2v_reference_frame"
@@ -17,6 +18,13 @@ class PinnedReference:
 
     def __init__(self, reference: torch.Tensor, reference_in_model_space: torch.Tensor, node: str):
         self.reference, self.model_space, self.node = reference, reference_in_model_space, node
+        self._placed = {}  # (device, dtype) -> the model-space reference there: copied once, not per call
+
+    def _model_space_like(self, batch: torch.Tensor) -> torch.Tensor:
+        where = (batch.device, batch.dtype)
+        if where not in self._placed:
+            self._placed[where] = self.model_space.to(batch)
+        return self._placed[where]
 
     def _pinned(self, batch: torch.Tensor, transformer_options: dict) -> torch.Tensor:
         """Every row of every chunk that holds frame 0 set to the reference."""
@@ -24,7 +32,8 @@ class PinnedReference:
         if not rows:
             return batch
         video = batch.reshape(len(transformer_options.get("cond_or_uncond", [0])), -1, *batch.shape[1:]).clone()
-        video[:, rows] = self.model_space.to(batch)
+        for row in rows:
+            video[:, row] = self._model_space_like(batch)[0]
         return video.reshape(batch.shape)
 
     def outer_sample(self, executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
@@ -46,12 +55,11 @@ class PinnedReference:
             return executor(self._pinned(x, transformer_options), timesteps, context, y, control,
                             transformer_options, **kwargs)
         # A context window that does not start with frame 0 (long videos): the reference goes in front of it for
-        # this call, with the window's first timestep and conditioning, and its row is dropped from the result.
-        if control is not None:
-            raise ValueError(f"{self.node}: ControlNet together with context windows that leave out frame 0 is not "
-                             "supported; use a context length of at least the frame count, or no ControlNet.")
+        # this call, with the window's first timestep and conditioning, no ControlNet residual, and its row is
+        # dropped from the result.
         chunks = len(transformer_options.get("cond_or_uncond", [0]))
         x, timesteps, context, y = (None if t is None else _in_front(t, chunks) for t in (x, timesteps, context, y))
+        control = control_with_zero_rows_in_front(control, chunks)
         in_front = {**transformer_options, REFERENCE_IN_FRONT: True}
         # AnimateDiff-Evolved's motion modules must be told the window is one frame longer (ade_windows).
         with ade_window_with_reference_in_front(transformer_options, x.device):
@@ -91,3 +99,4 @@ def pin_reference_frame(patched, reference: torch.Tensor, node: str) -> None:
     patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, PIN_KEY, pin.outer_sample)
     patched.add_wrapper_with_key(WRAPPERS.APPLY_MODEL, PIN_KEY, pin.apply_model)
     patched.add_wrapper_with_key(WRAPPERS.DIFFUSION_MODEL, PIN_KEY, pin.diffusion_model)
+    window_control_hints(patched)

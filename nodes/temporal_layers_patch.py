@@ -1,22 +1,25 @@
 """Motion modules and look-back layers as MODEL patches.
 
 Each is a ModelPatcher clone with the layers' weights as an additional model (loaded and offloaded with the
-UNet, in its dtype), an injection that inserts the layers into the UNet's blocks while ComfyUI runs it, and a
-forward_timestep_embed_patch that calls them with the frame count of the current batch.
+UNet, in the dtype of the model being sampled: layer_weights), an injection that inserts the layers into the
+UNet's blocks while ComfyUI runs it, and a forward_timestep_embed_patch that calls them with the frame count of the
+current batch.
 """
+import logging
+
 import torch
 
-import comfy.model_patcher
-import comfy.ops
 import comfy.patcher_extension
 
 from ..kernels.look_back import LookBackLayer
 from ..kernels.look_back_file import LookBackFile
 from ..kernels.motion_module import MotionModule
-from ..kernels.motion_module_file import MotionModuleFile
+from ..kernels.motion_module_file import ANIMATELCM, MotionModuleFile
 from ..kernels.noise_schedule import animatediff_schedule, schedule_named
+from .control_windows import window_control_hints
 from .frame_group_norm_patch import normalise_across_frames
-from .noise_schedule_patch import set_noise_schedule, warn_on_other_schedule
+from .layer_weights import add_file_layers, file_layers
+from .noise_schedule_patch import set_lcm_sampling, set_noise_schedule, warn_on_other_schedule
 from .patch_support import SharedPatch, frames_per_video, host_attention
 from .reference_frame import frames_per_call, pin_reference_frame
 from .unet_families import family_of_model
@@ -75,34 +78,36 @@ def _check_model(model, node: str, key: str, file_family) -> None:
         raise ValueError(f"{node}: this MODEL already has them; apply them once.")
 
 
-def _patched_clone(model, key: str, layers, place: str, call):
+def _patched_clone(model, key: str, file, place: str, call):
+    layers = file_layers(file, model)
     patched = model.clone()
-    patched.set_additional_models(key, [comfy.model_patcher.ModelPatcher(layers, model.load_device, model.offload_device)])
-    patched.set_injections(key, [injection(layers.family, layers.sites_and_modules(), place)])
+    add_file_layers(patched, key, layers)
+    patched.set_injections(key, [injection(file.family, layers.module.sites_and_modules(), place)])
     patched.set_model_forward_timestep_embed_patch(call)
     return patched
 
 
-def _layer_options(model) -> dict:
-    return dict(operations=comfy.ops.disable_weight_init, dtype=model.model.manual_cast_dtype or model.model_dtype(),
-                device=model.offload_device)
-
-
 def apply_motion_modules(model, motion: MotionModuleFile, scale: float, beta_schedule: str = AUTOSELECT,
                          group_norm: str = AUTOSELECT):
-    """Motion modules, the noise schedule they were trained with (autoselect: AnimateDiff's for the family, as
-    AnimateDiff-Evolved), and AnimateDiff v1's GroupNorm across frames (autoselect: for v1 files only)."""
+    """Motion modules, the noise schedule they were trained with (autoselect, as AnimateDiff-Evolved: AnimateDiff's
+    for the family, LCM sampling for AnimateLCM; a schedule set upstream, such as ModelSamplingDiscrete's, is
+    kept), and AnimateDiff v1's GroupNorm across frames (autoselect: for v1 files only)."""
     _check_model(model, MOTION_NODE, MOTION_KEY, motion.family)
     if group_norm not in GROUP_NORMS:
         raise ValueError(f"{MOTION_NODE}: groupnorm {group_norm!r} is none of {', '.join(GROUP_NORMS)}")
-    schedule = (None if beta_schedule == USE_EXISTING else animatediff_schedule(motion.family.name)
-                if beta_schedule == AUTOSELECT else schedule_named(beta_schedule, MOTION_NODE))
-    modules = motion.build(**_layer_options(model))
-    patched = _patched_clone(model, MOTION_KEY, modules, AFTER_LAYERS, (MotionModule, CallMotionModule(scale)))
+    if beta_schedule not in (AUTOSELECT, USE_EXISTING):
+        schedule_named(beta_schedule, MOTION_NODE)
+    patched = _patched_clone(model, MOTION_KEY, motion, AFTER_LAYERS, (MotionModule, CallMotionModule(scale)))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, MOTION_KEY,
                                  FrameLimit(motion.max_frames).outer_sample)
-    if schedule is not None:
-        set_noise_schedule(patched, schedule)
+    window_control_hints(patched)
+    if beta_schedule == AUTOSELECT and "model_sampling" in model.object_patches:
+        logging.info("%s: autoselect keeps the noise schedule set upstream of it", MOTION_NODE)
+    elif beta_schedule == AUTOSELECT and motion.version == ANIMATELCM:
+        set_lcm_sampling(patched)
+    elif beta_schedule != USE_EXISTING:
+        set_noise_schedule(patched, animatediff_schedule(motion.family.name) if beta_schedule == AUTOSELECT
+                           else schedule_named(beta_schedule, MOTION_NODE))
     if group_norm == ACROSS_FRAMES or (group_norm == AUTOSELECT and motion.version == "v1"):
         normalise_across_frames(patched)
     return patched
@@ -111,8 +116,7 @@ def apply_motion_modules(model, motion: MotionModuleFile, scale: float, beta_sch
 def apply_look_back(model, look_back: LookBackFile, reference: torch.Tensor):
     """Look-back layers with the paper's hybrid initialisation: frame 0 is the clean `reference` (raw latent)."""
     _check_model(model, LOOK_BACK_NODE, LOOK_BACK_KEY, look_back.family)
-    layers = look_back.build(**_layer_options(model))
-    patched = _patched_clone(model, LOOK_BACK_KEY, layers, AT_END, (LookBackLayer, CallLookBack()))
+    patched = _patched_clone(model, LOOK_BACK_KEY, look_back, AT_END, (LookBackLayer, CallLookBack()))
     pin_reference_frame(patched, reference, LOOK_BACK_NODE)
     warn_on_other_schedule(patched, look_back.noise_schedule, LOOK_BACK_NODE, "these look-back layers")
     return patched

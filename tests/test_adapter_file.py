@@ -37,7 +37,7 @@ def branch_outputs(adapter_file, seed=1):
     adapter = I2VAdapter(adapter_file.family)
     adapter.load_state_dict(adapter_file.state_dict)
     torch.manual_seed(seed)
-    return [branch(torch.randn(4, 6, branch.to_q_ff.in_features), *(torch.randn(4, 6, branch.to_q_ff.in_features),) * 2, 2, 8)
+    return [branch(torch.randn(4, 6, branch.to_q_ff.in_features), *(torch.randn(2, 6, branch.to_q_ff.in_features),) * 2, 2, 8)
             for _, branch in adapter.branches()]
 
 

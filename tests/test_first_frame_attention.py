@@ -34,7 +34,7 @@ def test_branch_equals_per_frame_reference(frames, heads, videos, seeded):
     torch.nn.init.normal_(branch.to_out_ff.weight)
     torch.nn.init.normal_(branch.to_out_ff.bias)
     hidden, k, v = (torch.randn(videos * frames, tokens, dim) for _ in range(3))
-    got = branch(hidden, k, v, frames, heads)
+    got = branch(hidden, k[::frames], v[::frames], frames, heads)
     want = per_frame_eq6_branch(branch, hidden, k, v, frames, heads)
     assert (got - want).abs().max().item() <= 1e-5
 
@@ -47,7 +47,7 @@ def test_first_frame_keys_are_read_once_per_video(seeded):
         return torch.zeros_like(q)
     frames, videos = 16, 2
     q = torch.randn(videos * frames, 10, 8)
-    first_frame_attention(q, q, q, frames, heads=2, attention=spy)
+    first_frame_attention(q, q[::frames], q[::frames], frames, heads=2, attention=spy)
     assert seen == [((videos, frames * 10, 8), (videos, 10, 8))]
 
 
@@ -60,16 +60,18 @@ def test_identity_initialised_branch_adds_exactly_nothing(seeded):
     x = torch.randn(2 * frames, 9, dim)
     plain = attn1(x, x, x, need_weights=False)[0]
     k, v = x @ attn1.in_proj_weight[dim:2 * dim].T, x @ attn1.in_proj_weight[2 * dim:].T
-    assert torch.equal(plain + branch(x, k, v, frames, heads), plain)
+    assert torch.equal(plain + branch(x, k[::frames], v[::frames], frames, heads), plain)
     assert torch.equal(branch.to_q_ff.weight, attn1.in_proj_weight[:dim])
 
 
 def test_batch_must_hold_whole_videos():
     q = torch.randn(5, 4, 8)
     with pytest.raises(ValueError, match="videos of 2 frames"):
-        first_frame_attention(q, q, q, frames=2, heads=2)
+        first_frame_attention(q, q[:2], q[:2], frames=2, heads=2)
     with pytest.raises(ValueError, match="at least 2"):
-        first_frame_attention(q, q, q, frames=1, heads=2)
+        first_frame_attention(q, q[:5], q[:5], frames=1, heads=2)
+    with pytest.raises(ValueError, match="into 3 videos"):
+        first_frame_attention(q[:4], q[:3], q[:3], frames=2, heads=2)
 
 
 @pytest.mark.parametrize("family, count", [(SD15, 24_793_280), (SDXL, 204_883_200)])

@@ -30,6 +30,10 @@ def test_the_view_equals_groupnorm_on_the_5d_video_and_shares_the_parameters():
     assert view.weight is norm.weight and view.state_dict().keys() == norm.state_dict().keys()
     torch.nn.Sequential(view).to(torch.float64)
     assert norm.weight.dtype == torch.float64  # moving the view moves the shared parameters
+    view.weight_function = [abs]
+    norm.patched = True
+    assert norm.weight_function == [abs] and view.patched  # one state: what a host records on either, both see
+    assert not hasattr(norm, "video_batch")
 
 
 def test_a_batch_that_is_not_whole_videos_is_an_error():

@@ -70,7 +70,8 @@ class FirstFrameProcessor:
                  **kwargs):
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
         out = attn.to_out[1](attn.to_out[0](sdpa_attention(q, k, v, attn.heads)))
-        return out + self.branch(hidden_states, k, v, self.frames.value, attn.heads)
+        frames = self.frames.value
+        return out + self.branch(hidden_states, k[::frames], v[::frames], frames, attn.heads)
 
 
 class CrossAttentionProcessor:

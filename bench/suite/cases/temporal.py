@@ -25,7 +25,7 @@ def layer_kinds(models: Models, max_frames: int) -> dict:
     look_back = LookBackLayers(SD15, **options)
     fill_random(look_back)
     motion = models.motion_module(max_frames, mid_block=True).build(operations=comfy.ops.disable_weight_init,
-                                                                      **options)
+                                                                      dtype=models.sizes.dtype).to(models.device)
     return {MOTION: (motion, motion_module_sites(SD15, mid_block=True)),
             LOOK_BACK: (look_back, block_output_sites(SD15))}
 
