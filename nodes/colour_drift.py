@@ -13,7 +13,7 @@ from comfy_api.latest import io
 from ..kernels.colour_match import anchor_channel_statistics, match_colours_to_first_frame
 from .io_types import CATEGORY
 from .patch_support import SharedPatch, check_video_latent
-from .video_latent import reference_image
+from .video_latent import fitted_picture
 
 CHUNK = 16  # frames matched between two interruption checks
 NODE = "I2V Anchor Latent Colour"
@@ -44,7 +44,7 @@ class ColourMatch(io.ComfyNode):
     def execute(cls, images, colour_reference=None):
         template, first = images[:1], 1
         if colour_reference is not None:
-            template = reference_image(colour_reference, images.shape[2], images.shape[1], "I2V Colour Match")
+            template = fitted_picture(colour_reference, images.shape[2], images.shape[1], "I2V Colour Match")
             first = 0
         matched = images.clone()
         for start in range(first, images.shape[0], CHUNK):

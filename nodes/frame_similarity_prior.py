@@ -63,9 +63,9 @@ class FrameSimilarityPrior(io.ComfyNode):
                                tooltip="Where the mask and blur act: on the reference latent (the official release), "
                                        "or on the reference picture, each frame then encoded by the VAE (slower; "
                                        "scale the kernel by 8 for a comparable blur)."),
-                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
-                             tooltip="Seed of the masks; the same seed gives the same latent. The noise comes from "
-                                     "the sampler's seed."),
+                io.Int.Input("mask_seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=False,
+                             tooltip="Seed of the masks; the same seed gives the same latent on every run (it never "
+                                     "changes by itself). The noise comes from the sampler's seed."),
             ],
             outputs=[
                 io.Latent.Output(display_name="latent",
@@ -80,10 +80,10 @@ class FrameSimilarityPrior(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, vae, image, frames, width, height, steps, t0, p, blur_kernel, blur_sigma, degrade_in, seed):
+    def execute(cls, vae, image, frames, width, height, steps, t0, p, blur_kernel, blur_sigma, degrade_in, mask_seed):
         run, denoise = sampler_start(steps, t0)
         check_degradation(p, blur_kernel, blur_sigma)
         picture = reference_image(image, width, height, NODE)
         reference = vae.encode(picture)
-        later = degraded_latents(vae, picture, reference, frames, p, blur_kernel, blur_sigma, degrade_in, seed)
+        later = degraded_latents(vae, picture, reference, frames, p, blur_kernel, blur_sigma, degrade_in, mask_seed)
         return io.NodeOutput(with_reference_first(reference, later), run, denoise)

@@ -12,11 +12,16 @@ LATENT_FACTOR = 8
 
 
 def reference_image(image: torch.Tensor, width: int, height: int, node: str) -> torch.Tensor:
-    """The first image of the batch, RGB, resized and centre-cropped to width×height."""
+    """The first image of the batch, RGB, resized and centre-cropped to width×height, for the VAE."""
     for name, value in (("width", width), ("height", height)):
         if value % LATENT_FACTOR:
             raise ValueError(f"{node}: {name} {value} is not a multiple of {LATENT_FACTOR} (the VAE's factor); "
                              f"use {value - value % LATENT_FACTOR} or {value - value % LATENT_FACTOR + LATENT_FACTOR}.")
+    return fitted_picture(image, width, height, node)
+
+
+def fitted_picture(image: torch.Tensor, width: int, height: int, node: str) -> torch.Tensor:
+    """The first image of the batch, RGB, resized and centre-cropped to width×height (any size)."""
     if image.shape[0] > 1:
         logging.warning("%s: the image batch holds %d images; the first one is the reference.", node, image.shape[0])
     first = image[:1, :, :, :3].movedim(-1, 1)

@@ -242,15 +242,24 @@ def test_the_colour_match_node_matches_every_frame_to_a_colour_reference(sd15):
     included: the colours a clip's frame 0 picked up through the VAE are not handed on."""
     from comfyui_i2v_adapter.kernels.colour_match import match_colours_to_first_frame
     from comfyui_i2v_adapter.nodes.colour_drift import ColourMatch
-    from comfyui_i2v_adapter.nodes.video_latent import reference_image
+    from comfyui_i2v_adapter.nodes.video_latent import fitted_picture
     generator = torch.Generator().manual_seed(1)
     images = torch.rand(20, 16, 24, 3, generator=generator) * torch.linspace(0.5, 1, 20).view(-1, 1, 1, 1)
     picture = torch.rand(1, 40, 30, 3, generator=generator) ** 2
     matched = ColourMatch.execute(images, picture).result[0]
-    template = reference_image(picture, 24, 16, "test")
+    template = fitted_picture(picture, 24, 16, "test")
     assert torch.allclose(matched[:16], match_colours_to_first_frame(torch.cat([template, images[:16]]))[1:])
     assert torch.allclose(matched[16:], match_colours_to_first_frame(torch.cat([template, images[16:]]))[1:])
     assert not torch.allclose(matched[0], images[0], atol=1e-2)
+
+
+def test_the_colour_match_node_takes_frames_of_any_size(sd15):
+    """A pixel-only node: frames cropped or upscaled to sizes the VAE never made are matched too."""
+    from comfyui_i2v_adapter.nodes.colour_drift import ColourMatch
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(3, 15, 21, 3, generator=generator)
+    matched = ColourMatch.execute(images, torch.rand(1, 40, 30, 3, generator=generator)).result[0]
+    assert matched.shape == images.shape and not torch.allclose(matched, images, atol=1e-2)
 
 
 # Bad inputs, each with the message that says what to change.

@@ -31,6 +31,18 @@ def test_adapter_changes_later_frames_and_frame0_stays_the_reference(sd15):
     assert torch.isfinite(patched).all()
 
 
+def test_strength_0_pins_frame_0_and_runs_no_branch(sd15):
+    """At strength 0 the model samples as the plain one (frame 0 pinned) and carries no branch to compute."""
+    model, clip, vae = sd15
+    latent = video_latent(vae)
+    zero = apply(model, random_adapter(), latent, strength=0.0)
+    patches = zero.model_options["transformer_options"].get("patches", {})
+    assert not patches.get("attn1_patch") and not patches.get("attn1_output_patch")
+    assert not zero.get_additional_models_with_key("i2v_adapter")
+    sampled, plain = sample(zero, clip, latent), sample(model, clip, latent)
+    assert torch.equal(sampled[0], latent["samples"][0]) and torch.equal(sampled[1:], plain[1:])
+
+
 def test_every_unet_call_sees_the_clean_reference_at_the_shared_timestep(sd15):
     """Frame 0 of every video in the batch (cond and uncond) enters the UNet as the exact reference latent,
     not a noised or sigma-scaled copy, at the same timestep as the other frames."""

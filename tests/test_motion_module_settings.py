@@ -114,6 +114,25 @@ def test_weight_patches_on_groupnorm_weights_still_apply_across_frames(sd15, mot
     assert torch.equal(run(patched), before)
 
 
+def test_a_patch_on_the_norms_applies_whatever_model_was_loaded_when_the_node_ran(sd15, motion_files, moving_latent):
+    """ComfyUI records on each module whether its weights are patched for the loaded model. The views share that
+    record with their norms: built while the plain model is loaded (every module saying "patched"), a merge patch on
+    a norm still applies, as when nothing was loaded."""
+    import comfy.model_management
+
+    model, clip, _ = sd15
+    run = lambda m: sample(m, clip, moving_latent, steps=1, denoise=0.5)
+
+    def merged():
+        weighted = with_motion(model, motion_files["v1"]).clone()
+        weighted.add_patches({"diffusion_model.out.0.weight": (torch.full((320,), 0.5),)}, strength_patch=1.0)
+        return weighted
+    comfy.model_management.unload_all_models()
+    expected = run(merged())
+    run(model)
+    assert torch.equal(run(merged()), expected)
+
+
 def test_an_official_adapter_on_sds_default_schedule_warns_and_on_animatediffs_does_not(sd15, motion_files, caplog):
     model, clip, vae = sd15
     latent = video_latent(vae)
@@ -122,7 +141,51 @@ def test_an_official_adapter_on_sds_default_schedule_warns_and_on_animatediffs_d
         sample(apply_adapter(model, official, latent), clip, latent, steps=1)
     assert "was trained with the sqrt_linear (AnimateDiff) noise schedule, but the MODEL samples with linear (SD " \
            "default)" in caplog.text
+    assert caplog.text.count("noise schedule") == 1
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         sample(apply_adapter(with_motion(model, motion_files["v1"]), official, latent), clip, latent, steps=1)
     assert "noise schedule" not in caplog.text
+
+
+def test_two_files_on_another_schedule_warn_once(sd15, look_back_file, caplog):
+    from comfyui_i2v_adapter.kernels.look_back_file import read_look_back
+    from comfyui_i2v_adapter.nodes.temporal_layer_nodes import ApplyLookBackLayers
+
+    model, clip, vae = sd15
+    latent = video_latent(vae)
+    both = ApplyLookBackLayers.execute(apply_adapter(model, random_adapter(), latent), read_look_back(look_back_file),
+                                       latent).result[0]
+    with caplog.at_level(logging.WARNING):
+        sample(both, clip, latent, steps=1)
+    warnings = [r.getMessage() for r in caplog.records if "noise schedule" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "Apply I2V-Adapter: this I2V-Adapter and Apply Look-Back Layers: these look-back layers were trained with the "
+        "sqrt_linear (AnimateDiff) noise schedule")
+
+
+def test_autoselect_keeps_a_schedule_set_upstream(sd15, motion_files):
+    """ModelSamplingDiscrete (v_prediction, lcm) before Apply Motion Module is the user's choice: kept."""
+    from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete
+
+    model, _, _ = sd15
+    for sampling in ("v_prediction", "lcm"):
+        upstream = ModelSamplingDiscrete().patch(model, sampling, False)[0]
+        patched = with_motion(upstream, motion_files["v2"])
+        assert patched.get_model_object("model_sampling") is upstream.get_model_object("model_sampling")
+    assert alphas_cumprod(with_motion(model, motion_files["v2"]))[961].sqrt() < 0.06  # AnimateDiff's otherwise
+
+
+def test_animatelcm_modules_are_told_apart_and_sample_with_lcm(sd15, motion_files, tmp_path):
+    """AnimateLCM's files have no position encodings (AnimateDiff-Evolved's rule): 64 frames, and autoselect gives
+    LCM sampling, as ComfyUI's ModelSamplingDiscrete "lcm" sets it."""
+    from comfy_extras.nodes_model_advanced import LCM
+    from safetensors.torch import load_file, save_file
+
+    v3 = load_file(str(motion_files["v3"]))
+    save_file({k: v for k, v in v3.items() if "pos_encoder" not in k}, str(tmp_path / "AnimateLCM_sd15_t2v.safetensors"))
+    motion = read_motion_module(tmp_path / "AnimateLCM_sd15_t2v.safetensors")
+    assert (motion.version, motion.max_frames) == ("AnimateLCM", 64)
+    model, _, _ = sd15
+    sampling = with_motion(model, tmp_path / "AnimateLCM_sd15_t2v.safetensors").get_model_object("model_sampling")
+    assert isinstance(sampling, LCM) and len(sampling.sigmas) == 50

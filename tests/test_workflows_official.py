@@ -27,7 +27,7 @@ def test_the_graph_sets_what_the_official_release_runs(server):
     assert (motion["scale"], motion["beta_schedule"], motion["groupnorm"]) == (1.0, "autoselect", "autoselect")
     assert {k: v for k, v in prompt[prior]["inputs"].items() if not isinstance(v, list)} == {
         "frames": 16, "width": 512, "height": 512, "steps": 25, "t0": 1.0, "p": 0.5, "blur_kernel": 9,
-        "blur_sigma": 18.0, "degrade_in": "latent", "seed": 0}
+        "blur_sigma": 18.0, "degrade_in": "latent", "mask_seed": 0}
     sampler = inputs(prompt, "KSampler")
     assert (sampler["sampler_name"], sampler["scheduler"], sampler["cfg"]) == ("ddim", "ddim_uniform", 7.5)
     assert sampler["steps"] == [prior, 1] and sampler["denoise"] == [prior, 2] and sampler["latent_image"] == [prior, 0]
