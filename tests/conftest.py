@@ -36,20 +36,23 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
-def comfyui() -> Path:
-    """ComfyUI imported in this process (CPU, fp32)."""
-    import_comfyui(COMFYUI)
+def comfyui(tmp_path_factory) -> Path:
+    """ComfyUI imported in this process (CPU, fp32), its folders (models/, input/, output/) in a base directory of
+    the session's, never the checkout's: a user's ComfyUI with models and other packs changes no test."""
+    import_comfyui(COMFYUI, tmp_path_factory.mktemp("comfy_base"))
     return COMFYUI
 
 
 @pytest.fixture(scope="session")
-def comfy_base(tmp_path_factory, comfyui) -> Path:
-    """A ComfyUI base directory (models/, input/, output/) holding the random models the tests build."""
+def comfy_base(comfyui) -> Path:
+    """The session's ComfyUI base directory, holding the random models the tests build."""
+    import folder_paths
+
     from comfyui_i2v_adapter.tests.support.random_models import write_random_sd15_checkpoint
 
-    base = tmp_path_factory.mktemp("comfy_base")
+    base = Path(folder_paths.base_path)
     for folder in ("models/checkpoints", "models/i2v_adapter", "input", "output", "custom_nodes"):
-        (base / folder).mkdir(parents=True)
+        (base / folder).mkdir(parents=True, exist_ok=True)  # ComfyUI makes some when imported
     write_random_sd15_checkpoint(base / "models/checkpoints/random_sd15.safetensors")
     return base
 

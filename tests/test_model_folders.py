@@ -9,12 +9,14 @@ pytestmark = pytest.mark.comfyui
 @pytest.fixture
 def folders(comfyui, monkeypatch, tmp_path):
     """(folder_paths, our model_folders) with ComfyUI's folder table restored after the test, no motion-module folder
-    registered yet, and AnimateDiff-Evolved's own models folder holding one file of each kind."""
+    registered yet, an empty models/ folder of the test's own, and AnimateDiff-Evolved's own models folder holding
+    one file of each kind."""
     import folder_paths
 
     from comfyui_i2v_adapter.nodes import model_folders
 
     monkeypatch.setattr(folder_paths, "folder_names_and_paths", copy.deepcopy(folder_paths.folder_names_and_paths))
+    monkeypatch.setattr(folder_paths, "models_dir", str(tmp_path / "models"))
     monkeypatch.setattr(folder_paths, "filename_list_cache", {})
     folder_paths.folder_names_and_paths.pop(model_folders.MOTION_MODULES, None)
     for name in ("mm_sd_v15_v2.ckpt", "mm.safetensors", "mm.pt2", "mm.pkl", "notes.txt"):

@@ -23,10 +23,16 @@ def find_comfyui() -> Path | None:
     return grandparent if PACK_ROOT.parent.name == "custom_nodes" and is_comfyui(grandparent) else None
 
 
-def import_comfyui(path: Path) -> None:
-    """Put ComfyUI on sys.path for this process, on the CPU (fp32, deterministic)."""
+def import_comfyui(path: Path, base: Path | None = None) -> None:
+    """Put ComfyUI on sys.path for this process, on the CPU (fp32, deterministic). `base`: its models/, input/ and
+    output/ folders, as --base-directory gives a server, so that nothing a user's checkout holds is read or
+    written."""
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
     from comfy.cli_args import args
     args.cpu = True
+    if base is not None:
+        if "folder_paths" in sys.modules:
+            raise RuntimeError("ComfyUI's folder_paths was imported before its base directory was set")
+        args.base_directory = str(base)
     import comfy.model_management  # noqa: F401  (chooses the device now, with args.cpu set)
