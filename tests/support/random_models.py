@@ -246,3 +246,46 @@ def small_clip_vision(width: int = 64, seed: int = 5):
     shapes = {k: v.shape for k, v in clip_vision.get_sd().items()}
     clip_vision.load_sd(random_like(shapes, seed, torch.float32))
     return clip_vision
+
+
+def write_random_lora_sd15(path, rank: int = 4, seed: int = 6) -> None:
+    """A kohya-style SD1.5 LoRA (`lora_unet_<diffusers path>` and `lora_te_<CLIP path>` keys, lora_down / lora_up /
+    alpha) on every attention projection of the UNet and the text encoder's first layers, as LoraLoader reads it."""
+    import comfy.utils
+
+    generator = torch.Generator().manual_seed(seed)
+    targets = {}
+    for diffusers_key in comfy.utils.unet_to_diffusers(dict(SD15_UNET, num_res_blocks=[2] * 4)):
+        if ".attn" in diffusers_key and diffusers_key.endswith(("to_q.weight", "to_k.weight", "to_v.weight",
+                                                                "to_out.0.weight")):
+            name = "lora_unet_" + diffusers_key.removesuffix(".weight").replace(".", "_")
+            width = 320 * (1, 2, 4, 4)[_level(diffusers_key)]
+            context = 768 if ".attn2.to_k" in diffusers_key or ".attn2.to_v" in diffusers_key else width
+            targets[name] = (width, context)
+    for layer in range(2):
+        for part in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            targets[f"lora_te_text_model_encoder_layers_{layer}_self_attn_{part}"] = (768, 768)
+    tensors = {}
+    for name, (out, into) in targets.items():
+        tensors[f"{name}.lora_down.weight"] = torch.randn(rank, into, generator=generator) / into ** 0.5
+        tensors[f"{name}.lora_up.weight"] = torch.randn(out, rank, generator=generator) * 0.2 / rank ** 0.5
+        tensors[f"{name}.alpha"] = torch.tensor(float(rank))
+    save_file({k: v.half() for k, v in tensors.items()}, str(path))
+
+
+def _level(diffusers_key: str) -> int:
+    """The width level (0..3) of an SD1.5 attention layer from its diffusers path."""
+    block, index = diffusers_key.split(".")[:2]
+    return 3 if block == "mid_block" else int(index) if block == "down_blocks" else 3 - int(index)
+
+
+def write_random_controlnet_sd15(path, seed: int = 7) -> None:
+    """An SD1.5 ControlNet in the original layout (`control_model.…`, the input hint block and zero convolutions)
+    with random weights, fp16, as ControlNetLoader detects it."""
+    import comfy.cldm.cldm
+    import comfy.ops
+
+    config = {k: v for k, v in SD15_UNET.items() if k not in ("out_channels", "transformer_depth_output")}
+    with torch.device("meta"):
+        model = comfy.cldm.cldm.ControlNet(hint_channels=3, operations=comfy.ops.disable_weight_init, **config)
+    save_file(random_like(_shapes(model, "control_model."), seed), str(path))
