@@ -47,3 +47,14 @@ print(len(asyncio.run(extension.get_node_list())))
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=comfyui)
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[-1]) >= 14
+
+
+def test_the_registry_release_is_ready():
+    """pyproject's [tool.comfy] names a publisher and the workflow publishes on a version change, with the token
+    docs/publishing.md tells the owner to store."""
+    comfy = tomllib.loads((PACK / "pyproject.toml").read_text())["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"]
+    workflow = (PACK / ".github/workflows/publish.yml").read_text()
+    assert "Comfy-Org/publish-node-action@v1" in workflow and "paths: [pyproject.toml]" in workflow
+    assert "secrets.REGISTRY_ACCESS_TOKEN" in workflow
+    assert "REGISTRY_ACCESS_TOKEN" in (PACK / "docs/publishing.md").read_text()
