@@ -253,6 +253,13 @@ def test_the_colour_match_node_matches_every_frame_to_a_colour_reference(sd15):
     assert not torch.allclose(matched[0], images[0], atol=1e-2)
 
 
+def test_the_mask_seed_never_changes_by_itself(comfyui):
+    """No control widget: the masks stay the same from one queue to the next until the user changes the seed."""
+    from comfyui_i2v_adapter.nodes.frame_similarity_prior import FrameSimilarityPrior
+    (seed,) = [i for i in FrameSimilarityPrior.define_schema().inputs if i.id == "mask_seed"]
+    assert seed.control_after_generate is False
+
+
 def test_the_colour_match_node_takes_frames_of_any_size(sd15):
     """A pixel-only node: frames cropped or upscaled to sizes the VAE never made are matched too."""
     from comfyui_i2v_adapter.nodes.colour_drift import ColourMatch
