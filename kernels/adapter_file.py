@@ -30,8 +30,8 @@ class AdapterFile:
     def noise_schedule(self) -> NoiseSchedule:
         return recorded_schedule(self.metadata, "this I2V-Adapter")
 
-    def build(self, operations=torch.nn, dtype=None) -> I2VAdapter:
-        """The layers holding this file's tensors (no copy), converted to `dtype` if given."""
+    def build(self, operations=torch.nn, dtype: torch.dtype | None = torch.float32) -> I2VAdapter:
+        """The layers in `dtype`; None: holding the file's own tensors (no copy)."""
         with torch.device("meta"):
             adapter = I2VAdapter(self.family, operations=operations)
         adapter.load_state_dict(self.state_dict, assign=True)

@@ -26,8 +26,8 @@ class LookBackFile:
     def noise_schedule(self) -> NoiseSchedule:
         return recorded_schedule(self.metadata, "these look-back layers")
 
-    def build(self, operations=torch.nn, dtype=None) -> LookBackLayers:
-        """The layers holding this file's tensors (no copy), converted to `dtype` if given."""
+    def build(self, operations=torch.nn, dtype: torch.dtype | None = torch.float32) -> LookBackLayers:
+        """The layers in `dtype`; None: holding the file's own tensors (no copy)."""
         with torch.device("meta"):
             layers = LookBackLayers(self.family, **self.settings, operations=operations)
         layers.load_state_dict(self.state_dict, assign=True)

@@ -38,8 +38,8 @@ class MotionModuleFile:
     state_dict: dict[str, torch.Tensor]
     layout: str           # "AnimateDiff" or "diffusers MotionAdapter"
 
-    def build(self, operations=torch.nn, dtype=None) -> MotionModules:
-        """The layers holding this file's tensors (no copy), converted to `dtype` if given."""
+    def build(self, operations=torch.nn, dtype: torch.dtype | None = torch.float32) -> MotionModules:
+        """The layers in `dtype`; None: holding the file's own tensors (no copy)."""
         with torch.device("meta"):
             modules = MotionModules(self.family, self.max_frames, self.mid_block, self.blocks, operations=operations)
         modules.load_state_dict(self.state_dict, assign=True)

@@ -9,7 +9,6 @@ those a guider adds for one pass, as PerturbedAttentionGuidance does), and gives
 replace per layer that runs the live one (or the host's attention) and adds ours. Whoever registered first or
 last, each patch keeps its effect; nothing is written into the MODEL's options.
 """
-import weakref
 from typing import Callable
 
 import torch
@@ -38,19 +37,22 @@ class OverAttention:
 class AttentionOverlay(SharedPatch):
     """DIFFUSION_MODEL wrapper laying `additions` ({layer key: Addition}) over the live `attention` replaces."""
 
+    KEPT = 4  # per layer: the live patches of the passes a sampling alternates between (a guider's extra pass)
+
     def __init__(self, attention: str, additions: dict[LayerKey, Addition]):
         self.attention, self.additions = attention, additions
-        # The same objects for the same live patches on every call, so torch.compile's guards hold.
-        self._over = weakref.WeakKeyDictionary()
-        self._over_host = {}
+        # The same objects for the same live patches on every call, so torch.compile's guards hold; the oldest go,
+        # so a patch another node replaced is not kept alive.
+        self._over: dict[LayerKey, dict[int, OverAttention]] = {key: {} for key in additions}
 
     def _layer(self, key: LayerKey, live) -> OverAttention:
-        if live is None:
-            return self._over_host.setdefault(key, OverAttention(None, self.additions[key]))
-        try:
-            return self._over.setdefault(live, {}).setdefault(key, OverAttention(live, self.additions[key]))
-        except TypeError:  # a live patch that takes no weak reference
-            return OverAttention(live, self.additions[key])
+        kept = self._over[key]
+        over = kept.get(id(live))
+        if over is None or over.live is not live:
+            over = kept[id(live)] = OverAttention(live, self.additions[key])
+            while len(kept) > self.KEPT:
+                del kept[next(iter(kept))]
+        return over
 
     def diffusion_model(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         replaces = transformer_options.get("patches_replace", {})

@@ -49,7 +49,8 @@ def file_layers(file, model) -> FileLayers:
     layers = _BUILT.get(id(file))
     if layers is None or (layers.patcher.load_device, layers.patcher.offload_device) != (
             model.load_device, model.offload_device):
-        layers = FileLayers(file, file.build(operations=comfy.ops.manual_cast), model.load_device, model.offload_device)
+        module = file.build(operations=comfy.ops.manual_cast, dtype=None)
+        layers = FileLayers(file, module, model.load_device, model.offload_device)
         _BUILT[id(file)] = layers
     return layers
 

@@ -12,6 +12,20 @@ pytestmark = pytest.mark.comfyui
 WIDTH = 64  # the small CLIP vision model's width
 
 
+@pytest.fixture(scope="module", autouse=True)
+def hand_memory_back(comfyui):
+    """The ControlNet, the compiled graphs and what ComfyUI keeps loaded go before the next module (the trainer's
+    tests load a second SD1.5 beside the session's)."""
+    yield
+    import comfy.model_management
+    import torch._dynamo
+
+    from comfyui_i2v_adapter.tests.support.custom_node_packs import release_memory
+    comfy.model_management.unload_all_models()
+    torch._dynamo.reset()
+    release_memory()
+
+
 @pytest.fixture(scope="module")
 def content(comfyui, tmp_path_factory):
     """(Content-Adapter file, its CLIP vision model), SD1.5, small."""
