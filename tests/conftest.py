@@ -1,6 +1,7 @@
 """Two tiers: tier 1 needs torch only; tier 2 (marked `comfyui`) runs inside a real ComfyUI checkout and skips,
 saying why, without one."""
 import runpy
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from comfyui_i2v_adapter.tests.support.comfyui import NOT_FOUND, find_comfyui, i
 
 COMFYUI = find_comfyui()
 OFFICIAL = official.find_official()
+CALL_PASSED = pytest.StashKey[bool]()
 
 
 def pytest_report_header(config):
@@ -33,6 +35,32 @@ def pytest_terminal_summary(terminalreporter):
     for missing, message in ((COMFYUI is None, NOT_FOUND), (OFFICIAL is None, official.NOT_FOUND)):
         if missing:
             terminalreporter.write_line(f"WARNING {message}", yellow=True, bold=True)
+
+
+# The tests write gigabytes of random models: a passed test's folder goes as soon as its fixtures are torn down
+# (a failed one's stays for reading), so the disk holds one test's files at a time, not the session's.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_PASSED] = report.passed
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    folder = getattr(item, "funcargs", {}).get("tmp_path")
+    yield
+    if folder is not None and item.stash.get(CALL_PASSED, False):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request, tmp_path_factory) -> Path:
+    """A folder for one test module's files, removed when the module is done."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ def effect(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def matrix_server(comfyui, comfy_base, adapter_files, motion_files, look_back_file, official_files, tmp_path_factory):
+def matrix_server(comfyui, comfy_base, adapter_files, motion_files, look_back_file, official_files, module_tmp):
     """A fresh server of its own, with the packs users combine ours with (where installed) and every file the
     cells load; its models are links to the session's files and the matrix's own (a LoRA, a ControlNet, a tiny
     vision-language model and a DQFormer for it)."""
@@ -56,7 +56,7 @@ def matrix_server(comfyui, comfy_base, adapter_files, motion_files, look_back_fi
     from comfyui_i2v_adapter.tests.support.tiny_vlms import write_tiny_vlm
     from comfyui_i2v_adapter.tests.support.workflows import TEST_FILES
 
-    base = tmp_path_factory.mktemp("matrix_base")
+    base = module_tmp
     models = base / "models"
     for folder in ("input", "output", "custom_nodes", "models/loras", "models/controlnet", "models/dqformer",
                    "models/LLM"):

@@ -42,11 +42,11 @@ def frames_first(video: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, comfy_base, motion_files, comfyui):
+def setup(module_tmp, comfy_base, motion_files, comfyui):
     """The files in both layouts, the inputs, and what the official code computed from them."""
     from comfyui_i2v_adapter.tests.conftest import OFFICIAL
 
-    work = tmp_path_factory.mktemp("official")
+    work = module_tmp
     adapter = random_adapter(seed=11)
     h94 = random_ip_adapter_plus(SD15, image_features=CLIP_WIDTH)
     write_ip_adapter_bin(work / "ip-adapter-plus_sd15.bin", h94)

@@ -32,8 +32,8 @@ def zero_motion_module(path, family, max_frames=32, mid_block=False):
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli")
+def inputs(module_tmp):
+    folder = module_tmp
     write_video_folder(folder / "videos", pieces=1)
     (folder / "broken").mkdir()
     write_broken_videos(folder / "broken")

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.comfyui
 
 
 @pytest.fixture(scope="module")
-def trained(comfyui, comfy_base, motion_files, tmp_path_factory):
+def trained(comfyui, comfy_base, motion_files, module_tmp):
     """Both modules trained for two steps on real videos by the command line, on the checkpoint, a v2 motion
     module and a Content-Adapter (with a small CLIP image encoder, its config.json beside it), written into
     ComfyUI's models/."""
@@ -26,7 +26,7 @@ def trained(comfyui, comfy_base, motion_files, tmp_path_factory):
                                                                  small_clip_vision_config, write_ip_adapter_bin)
     from comfyui_i2v_adapter.training.train_adapter import main
 
-    work = tmp_path_factory.mktemp("training")
+    work = module_tmp
     write_video_folder(work / "videos")
     write_ip_adapter_bin(work / "ip-adapter-plus_sd15.bin", random_ip_adapter_plus(SD15, image_features=64))
     (work / "encoder").mkdir()
