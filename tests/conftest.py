@@ -188,14 +188,16 @@ def official_files(comfy_base, motion_files) -> dict:
 @pytest.fixture(scope="session")
 def server(comfyui, comfy_base):
     """A ComfyUI server on comfy_base with the pack installed, and VideoHelperSuite when the checkout has it; the
-    reference picture is in its input folder."""
+    shipped graphs' inputs are in its input folder (the reference picture, the ControlNet graph's video)."""
     from PIL import Image
     from skimage import data
 
     from comfyui_i2v_adapter.tests.support.comfy_server import ComfyServer
     from comfyui_i2v_adapter.tests.support.custom_node_packs import VHS, pack_folder
+    from comfyui_i2v_adapter.tests.support.videos import CLIPS, write_piece
 
     Image.fromarray(data.astronaut()).save(comfy_base / "input/reference.png")
+    write_piece(CLIPS / "bikes.mp4", comfy_base / "input/control.mp4", 0, 20)
     packs = tuple(folder for folder in [pack_folder(comfyui, VHS)] if folder)
     with ComfyServer(comfyui, comfy_base, packs) as running:
         yield running

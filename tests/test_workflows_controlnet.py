@@ -15,12 +15,10 @@ CONTROLNET = "random_controlnet_sd15.safetensors"
 @pytest.fixture(scope="module")
 def prompt(server, official_files):
     from comfyui_i2v_adapter.tests.support.random_models import write_random_controlnet_sd15
-    from comfyui_i2v_adapter.tests.support.videos import CLIPS, write_piece
 
     folder = server.base / "models/controlnet"
     folder.mkdir(exist_ok=True)
     write_random_controlnet_sd15(folder / CONTROLNET)
-    write_piece(CLIPS / "bikes.mp4", server.base / "input/control.mp4", 0, 20)
     return workflow_prompt(server, WORKFLOW, OFFICIAL_TEST_FILES | {"control_net_name": CONTROLNET})
 
 
