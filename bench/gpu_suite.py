@@ -2,7 +2,7 @@
 cases at tiny sizes on the CPU every day, so that the suite never rots.
 
     COMFYUI_PATH=... python bench/gpu_suite.py                          # GPU: ≤ 8 minutes on an H200-class GPU
-    COMFYUI_PATH=... python bench/gpu_suite.py --cpu-smoke --out /tmp   # CPU: < 2 minutes on 2 cores
+    COMFYUI_PATH=... python bench/gpu_suite.py --cpu-smoke --out /tmp   # CPU: < 4 minutes on 2 cores
 
 Cases (sizes, repeats and time limits per mode: bench/suite/sizes.py): KSampler with and without the adapters;
 look-back layers against motion modules; the recipe graph at three t0; a long video under context windows;
@@ -116,7 +116,7 @@ def write(text: str, sizes: Sizes, out: Path | None) -> Path:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cpu-smoke", action="store_true", help="the CPU smoke: tiny sizes, under 2 minutes")
+    parser.add_argument("--cpu-smoke", action="store_true", help="the CPU smoke: tiny sizes, under 4 minutes")
     parser.add_argument("--out", type=Path, help="folder for the table (default: bench/results on a GPU, a "
                                                  "temporary folder for the CPU smoke)")
     parser.add_argument("--only", default="", help="run only the cases whose title contains this text")

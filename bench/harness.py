@@ -105,6 +105,7 @@ def time_training(base, clips, size: int, steps: int, configuration: dict, gpu: 
         config = TrainConfig(train=("i2v_adapter",), outputs={"i2v_adapter": Path(folder) / "a.safetensors"},
                              run_dir=Path(folder), frames=clips.frames, stride=1, width=size, height=size,
                              steps=1 + steps, workers=workers, mixed_precision=mixed_precision, progress=False,
+                             log_every=1,  # a read per step: per-step times
                              checkpoint_every=10 ** 9, **configuration)
         with PeakMemory(gpu) as memory:
             result = train(config, base, clips, log=lambda *_: None)

@@ -23,10 +23,12 @@ class DQFormerFile:
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, str]
 
-    def build(self, dtype=None, device=None) -> DQFormer:
-        model = DQFormer(self.shape).to(dtype=dtype, device=device)
-        model.load_state_dict(self.state_dict)
-        return model
+    def build(self, dtype=torch.float32, device=None) -> DQFormer:
+        """Built on the meta device and given the file's tensors: no random initialisation to throw away."""
+        with torch.device("meta"):
+            model = DQFormer(self.shape)
+        model.load_state_dict(self.state_dict, assign=True)
+        return model.to(dtype=dtype, device=device)
 
 
 def dqformer_from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], name: str) -> DQFormerFile:

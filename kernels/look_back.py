@@ -10,7 +10,6 @@ d-frame window; the Conv1d mixes channels); `dense=True` is the full d·n → n 
 layer at the paper's 5×5×5.
 """
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -35,7 +34,11 @@ class LookBackLayer(nn.Module):
                                                 padding=(0, kernel // 2, kernel // 2), bias=False, dtype=dtype,
                                                 device=device)
         self.channel_mix = operations.Conv1d(channels, channels, 1, dtype=dtype, device=device)
-        self.adapter = operations.Conv3d(channels, channels, adapter_kernel, groups=channels, dtype=dtype, device=device)
+        # Padded k-1 frames at both ends in time: output frame t then reads frames t-k+1..t (causal); the last k-1
+        # outputs are dropped, which costs less than padding a copy of the video in front.
+        self.adapter = operations.Conv3d(channels, channels, adapter_kernel, groups=channels,
+                                         padding=(adapter_kernel - 1, adapter_kernel // 2, adapter_kernel // 2),
+                                         dtype=dtype, device=device)
         self.reset_to_identity()
 
     @torch.no_grad()
@@ -48,19 +51,22 @@ class LookBackLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """x: [videos*frames, C, H, W], videos one after another; returns the same shape."""
-        h = rearrange(x, "(v f) c h w -> v f c h w", f=frames)
-        own = rearrange(self.look_back_own(x), "(v f) c h w -> v f c h w", f=frames)
         past = self.depth - 1
-        updated = [torch.zeros_like(h[:, 0])] * past + [h[:, 0]]  # zeros before the first frame
+        # One buffer of the updated frames after d-1 zero frames (the window before frame 0): each frame starts as
+        # its input plus its own look-back, all frames at once, and the recurrence adds each one's past in place.
+        # A window is copied before its convolution (the convolution would copy the strided slice anyway), so
+        # nothing autograd keeps for backward is written after.
+        start = self.look_back_own(x).add_(x)
+        start[::frames] = x[::frames]  # the reference frame is never changed
+        u = x.new_zeros(x.shape[0] // frames, x.shape[1], past + frames, *x.shape[2:])
+        u[:, :, past:] = rearrange(start, "(v f) c h w -> v c f h w", f=frames)
         for i in range(1, frames):  # the only sequential part
-            window = torch.stack(updated[-past:], dim=2)  # [v, c, d-1, h, w], oldest first
-            updated.append(h[:, i] + own[:, i] + self.look_back_past(window).squeeze(2))
-        u = torch.stack(updated[past:], dim=2)  # [v, c, f, h, w]
+            u[:, :, past + i] += self.look_back_past(u[:, :, i:i + past].contiguous()).squeeze(2)
+        u = u[:, :, past:]
 
-        mixed = self.channel_mix(rearrange(u, "v c f h w -> v c (f h w)")).reshape(u.shape)
-        k = self.adapter.kernel_size[0]
-        out = u + self.adapter(F.pad(mixed, (k // 2, k // 2, k // 2, k // 2, k - 1, 0)))  # causal: past frames only
-        out[:, :, 0] = h[:, 0]  # the reference frame is never changed
+        mixed = self.channel_mix(rearrange(u, "v c f h w -> v c (f h w)")).view(u.shape)
+        out = u + self.adapter(mixed)[:, :, :frames]
+        out[:, :, 0] = u[:, :, 0]  # the reference frame is never changed
         return rearrange(out, "v c f h w -> (v f) c h w")
 
 

@@ -110,14 +110,12 @@ class MotionModule(nn.Module):
             raise ValueError(f"this motion module handles at most {self.max_frames} frames at once (its position "
                              f"encoding's length) but got {frames}; use fewer frames or context windows")
         tt = self.temporal_transformer
-        batch, channels, height, width = x.shape
-        y = tt.proj_in(rearrange(tt.norm(x), "b c h w -> b (h w) c"))
-        y = rearrange(y, "(v f) n c -> (v n) f c", f=frames)
+        # proj_in and proj_out act per token, so one rearrange each way (frames next to each other per pixel).
+        y = tt.proj_in(rearrange(tt.norm(x), "(v f) c h w -> (v h w) f c", f=frames))
         for block in tt.transformer_blocks:
             y = block(y, attention)
-        y = tt.proj_out(rearrange(y, "(v n) f c -> (v f) n c", n=height * width))
-        delta = rearrange(y, "b (h w) c -> b c h w", h=height)
-        return x + (delta if scale == 1.0 else delta * scale)
+        delta = rearrange(tt.proj_out(y), "(v h w) f c -> (v f) c h w", h=x.shape[2], w=x.shape[3])
+        return x + delta if scale == 1.0 else torch.add(x, delta, alpha=scale)
 
 
 class MotionModules(nn.Module):

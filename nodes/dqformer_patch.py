@@ -34,8 +34,7 @@ class ConditionAttention:
     def __call__(self, q, out, extra_options):
         conditional = conditional_chunks(extra_options)
         rows = q.shape[0] // len(conditional)
-        tokens = self.tokens.of_chunk(chunk_frames(extra_options, rows), q)
-        keys, values = self.attention.to_k(tokens), self.attention.to_v(tokens)
+        keys, values = self.tokens.keys_values(self.attention, chunk_frames(extra_options, rows), q)
         attend = host_attention(extra_options, extra_options["attn_precision"])
         for chunk in (chunk for chunk, yes in enumerate(conditional) if yes):
             part = slice(chunk * rows, (chunk + 1) * rows)
@@ -43,12 +42,15 @@ class ConditionAttention:
         return out
 
 
-class FrameTokens:
+class FrameTokens(SharedPatch):
     """The condition tokens of every frame, [frames, queries, context] in fp32 on the CPU, placed on the sampling
-    device once per context window (or once for the whole video) instead of on every call."""
+    device once per context window (or once for the whole video) instead of on every call. Their keys and values
+    through each attn2 are projected once per sampling, window, device and dtype, and again where a projection's
+    weights are other tensors (a LoRA or merge patched in by a hook during the sampling). Sampling another latent
+    than the one Decompose Prompt into States served is refused."""
 
     def __init__(self, tokens: torch.Tensor):
-        self.tokens, self._placed = tokens, {}
+        self.tokens, self._placed, self._projected = tokens, {}, {}
 
     def of_chunk(self, frames: list[int], like: torch.Tensor) -> torch.Tensor:
         where = (tuple(frames), like.device, like.dtype)
@@ -56,19 +58,25 @@ class FrameTokens:
             self._placed[where] = self.tokens[frames].to(like)
         return self._placed[where]
 
-
-class FrameCount(SharedPatch):
-    """The tokens are per frame of the latent Decompose Prompt into States served: sampling another is refused."""
-
-    def __init__(self, frames: int):
-        self.frames = frames
+    def keys_values(self, attention, frames: list[int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = tuple((id(m.weight), *map(id, getattr(m, "weight_function", ())))
+                        for m in (attention.to_k, attention.to_v))
+        where = (id(attention), weights, tuple(frames), like.device, like.dtype)
+        if where not in self._projected:
+            tokens = self.of_chunk(frames, like)
+            self._projected[where] = attention.to_k(tokens), attention.to_v(tokens)
+        return self._projected[where]
 
     def outer_sample(self, executor, noise, *args, **kwargs):
-        if noise.shape[0] != self.frames:
-            raise ValueError(f"{NODE}: the state features are for a video of {self.frames} frames (the latent "
+        if noise.shape[0] != self.tokens.shape[0]:
+            raise ValueError(f"{NODE}: the state features are for a video of {self.tokens.shape[0]} frames (the latent "
                              f"Decompose Prompt into States was given) but the sampler got {noise.shape[0]}; connect "
                              "the latent you sample to Decompose Prompt into States.")
-        return executor(noise, *args, **kwargs)
+        self._projected = {}  # the weights may be others than at the last sampling (another LoRA, merge, dtype)
+        try:
+            return executor(noise, *args, **kwargs)
+        finally:
+            self._projected = {}
 
 
 def condition_tokens(dqformer: DQFormerFile, states: DecomposedStates) -> torch.Tensor:
@@ -93,12 +101,12 @@ def apply_dqformer(model, dqformer: DQFormerFile, states: DecomposedStates, weig
         raise ValueError(f"{NODE}: this DQFormer is for {dqformer.family.label} but the MODEL is {family.label}: load a "
                          f"DQFormer trained on {family.label}.")
     tokens = condition_tokens(dqformer, states)
-    unet, frame_tokens = model.model.diffusion_model, FrameTokens(tokens)
+    unet, per_frame = model.model.diffusion_model, FrameTokens(tokens)
     overlay = AttentionOverlay("attn2", {
-        key: ConditionAttention(unet.get_submodule(module_path), frame_tokens, weight)
+        key: ConditionAttention(unet.get_submodule(module_path), per_frame, weight)
         for key, module_path in attention_layers(model.model.model_config.unet_config, "attn2").values()})
     patched = model.clone()
     patched.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, KEY, overlay.diffusion_model)
-    patched.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, KEY, FrameCount(tokens.shape[0]).outer_sample)
+    patched.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, KEY, per_frame.outer_sample)
     record_cond_roles(patched)
     return patched

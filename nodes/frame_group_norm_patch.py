@@ -5,6 +5,7 @@ before) while the model is loaded, and a diffusion-model wrapper tells the views
 context windows, are separate videos)."""
 import torch
 
+import comfy.ops
 import comfy.patcher_extension
 from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
 
@@ -25,6 +26,15 @@ def norm_paths(diffusion_model) -> list[str]:
     return paths + ["diffusion_model.out.0"]
 
 
+def host_affine(norm: torch.nn.GroupNorm, x: torch.Tensor):
+    """The weight and bias ComfyUI's GroupNorm applies to `x`: cast, and weight-patched, per call where its own
+    forward does so (comfy/ops.py, GroupNorm.forward)."""
+    if getattr(norm, "comfy_cast_weights", False) or getattr(norm, "weight_function", None) \
+            or getattr(norm, "bias_function", None):
+        return comfy.ops.cast_bias_weight(norm, x)
+    return norm.weight, norm.bias
+
+
 class CountVideos(SharedPatch):
     def __init__(self, video_batch: VideoBatch):
         self.video_batch = video_batch
@@ -41,7 +51,7 @@ def normalise_across_frames(patched) -> None:
     """Make `patched` (a clone being built) normalise each video's frames together."""
     if patched.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY):
         return
-    video_batch = VideoBatch()
+    video_batch = VideoBatch(host_affine)
     for path in norm_paths(patched.model.diffusion_model):
         patched.add_object_patch(path, across_frames(patched.get_model_object(path), video_batch))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY,

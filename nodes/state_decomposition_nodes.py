@@ -12,7 +12,8 @@ from .io_types import CATEGORY, StateFeaturesType, VisionLanguageModelType
 from .model_folders import LLM
 from .state_conditioning import per_frame_conditioning
 from .vlm_answer import DecomposedStates, answer_features, ask, pictures
-from .vlm_model import DEVICES, DTYPES, load_vision_language_model, missing_folder_message, model_folder_names
+from .vlm_model import (DEVICES, DTYPES, load_vision_language_model, missing_folder_message, model_folder_names,
+                        model_on_device)
 
 NODE = "Decompose Prompt into States"
 # The model's recent answers and hidden states, by what decides them: a re-queue with other settings downstream
@@ -25,9 +26,10 @@ def _model_work(vlm, images, question: str, instruction: str, states: int, max_n
     key = (vlm.name, str(vlm.model.dtype), hashlib.sha256(b"".join(p.tobytes() for p in images)).hexdigest(),
            question, max_new_tokens, temperature, seed if temperature > 0 else None)
     if key not in _RECENT:
-        answer = ask(vlm, images, question, max_new_tokens, temperature, seed)
-        result = parse_answer(answer, states, instruction)
-        _RECENT[key] = (answer, result, answer_features(vlm, images, question, result.states))
+        with model_on_device(vlm):  # the answer and its features in one trip to the device
+            answer = ask(vlm, images, question, max_new_tokens, temperature, seed)
+            result = parse_answer(answer, states, instruction)
+            _RECENT[key] = (answer, result, answer_features(vlm, images, question, result.states))
         while len(_RECENT) > RECENT_ANSWERS:
             _RECENT.popitem(last=False)
     _RECENT.move_to_end(key)

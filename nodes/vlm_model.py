@@ -161,15 +161,24 @@ def load_vision_language_model(name: str, device: str, dtype: str, keep_loaded: 
     return VisionLanguageModel(name, processor, patcher, keep_loaded)
 
 
+_ON_DEVICE = set()  # ids of the models inside a model_on_device block
+
+
 @contextmanager
 def model_on_device(vlm: VisionLanguageModel):
     """The model on its load device for the block, loaded through ComfyUI (which first unloads other models as
     far as memory requires); afterwards back to the offload device unless keep_loaded, in which case ComfyUI
-    unloads it whenever another model needs the memory."""
+    unloads it whenever another model needs the memory. A block inside another one for the same model keeps the
+    outer one's placement: one trip to the device and back for all of a node's work."""
+    if id(vlm) in _ON_DEVICE:
+        yield vlm.patcher.load_device
+        return
     model_management.load_models_gpu([vlm.patcher], force_full_load=True)
+    _ON_DEVICE.add(id(vlm))
     try:
         yield vlm.patcher.load_device
     finally:
+        _ON_DEVICE.discard(id(vlm))
         if not vlm.keep_loaded:
             vlm.patcher.detach()
             model_management.soft_empty_cache()

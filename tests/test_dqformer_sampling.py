@@ -107,6 +107,29 @@ def test_stacks_with_the_adapter_in_either_order(sd15, states, tmp_path):
     assert torch.equal(first, second) and torch.equal(first[0], latent["samples"][0])
 
 
+def test_a_lora_applied_after_reaches_the_condition_tokens_keys_and_values(sd15, states, tmp_path):
+    """The tokens' keys and values are projected once per sampling: a LoRA applied after Apply DQFormer (the same
+    patch objects, other weights) samples what Apply DQFormer on the LoRA'd model does, and the model without it
+    samples what it sampled before; under inference mode, as ComfyUI's executor runs a prompt."""
+    import comfy.sd
+    import comfy.utils
+
+    from comfyui_i2v_adapter.tests.support.random_models import write_random_lora_sd15
+
+    model, clip, vae = sd15
+    latent, dqformer = video_latent(vae), dqformer_file(tmp_path, states)
+    write_random_lora_sd15(tmp_path / "lora.safetensors")
+    lora = comfy.utils.load_torch_file(str(tmp_path / "lora.safetensors"), safe_load=True)
+    with_lora = lambda m: comfy.sd.load_lora_for_models(m, None, lora, 1.0, 0.0)[0]
+    ours = apply(model, dqformer, states)
+    with torch.inference_mode():
+        before = sample(ours, clip, latent)
+        after = sample(with_lora(ours), clip, latent)
+        assert torch.equal(after, sample(apply(with_lora(model), dqformer, states), clip, latent))
+        assert not torch.allclose(after, before, atol=1e-3)
+        assert torch.equal(sample(ours, clip, latent), before)
+
+
 def test_context_windows_take_each_frames_tokens(sd15, states, tmp_path):
     """ComfyUI's context windows of 2 frames on 4, with the I2V-Adapter (windows without frame 0 get the reference
     in front): the tokens reach every window, and zero tokens leave every window as it was."""

@@ -36,6 +36,18 @@ def test_the_view_equals_groupnorm_on_the_5d_video_and_shares_the_parameters():
     assert not hasattr(norm, "video_batch")
 
 
+def test_gradients_through_the_view_are_the_5d_groupnorms():
+    """The trainer takes gradients through it: the same as through the 5-D GroupNorm (float64), and the values
+    without gradients (inference's statistics) are the same as with."""
+    norm = random_norm(torch.nn.GroupNorm(4, 16)).double()
+    batch = VideoBatch()
+    batch.videos = 2
+    x = torch.randn(2 * 3, 16, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: across_frames(norm, batch)(x), (x,))
+    with torch.no_grad():
+        assert torch.allclose(across_frames(norm, batch)(x), five_d(norm, x, 2), atol=1e-12)
+
+
 def test_a_batch_that_is_not_whole_videos_is_an_error():
     batch = VideoBatch()
     batch.videos = 2
@@ -45,17 +57,24 @@ def test_a_batch_that_is_not_whole_videos_is_an_error():
 
 @pytest.mark.comfyui
 @pytest.mark.parametrize("operations", ["disable_weight_init", "manual_cast"])
-def test_comfyuis_groupnorm_ops_with_weight_casting(comfyui, operations):
-    """ComfyUI's GroupNorm classes, also casting fp16 weights per call (its low-VRAM and manual-cast path)."""
+def test_comfyuis_groupnorm_ops_with_weight_casting_and_weight_patches(comfyui, operations):
+    """ComfyUI's GroupNorm classes, also casting fp16 weights per call (its low-VRAM and manual-cast path) and
+    applying a weight patch per call (a LoRA or merge on a norm, low-VRAM)."""
     import comfy.ops
+
+    from comfyui_i2v_adapter.nodes.frame_group_norm_patch import host_affine
 
     norm = random_norm(getattr(comfy.ops, operations).GroupNorm(8, 32, eps=1e-6))
     reference = torch.nn.GroupNorm(8, 32, eps=1e-6)
     reference.load_state_dict(norm.state_dict())
     norm.half()
     norm.comfy_cast_weights = True
-    batch = VideoBatch()
+    batch = VideoBatch(host_affine)
     batch.videos = 2
     x = torch.randn(2 * 3, 32, 4, 4)
     expected = five_d(reference.half().float(), x, 2)
     assert torch.allclose(across_frames(norm, batch)(x), expected, atol=1e-5)
+    norm.weight_function, norm.bias_function = [lambda w: w * 2], [lambda b: b - 1]
+    with torch.no_grad():
+        reference.weight.mul_(2), reference.bias.sub_(1)
+    assert torch.allclose(across_frames(norm, batch)(x), five_d(reference, x, 2), atol=1e-5)

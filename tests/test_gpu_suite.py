@@ -1,5 +1,5 @@
 """The GPU suite's daily CPU smoke (tier 2): every case of bench/gpu_suite.py runs at tiny sizes, in a process of its
-own (its models never load into this one), and the whole run takes under 2 minutes."""
+own (its models never load into this one), and the whole run takes under 4 minutes."""
 import os
 import re
 import subprocess
@@ -23,7 +23,7 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 @pytest.mark.comfyui
-def test_cpu_smoke_runs_every_case_in_under_two_minutes(tmp_path):
+def test_cpu_smoke_runs_every_case_within_its_time_budget(tmp_path):
     done = subprocess.run([sys.executable, str(SUITE), "--cpu-smoke", "--out", str(tmp_path)], capture_output=True,
                           text=True, timeout=CPU_SMOKE.total_seconds + 60,
                           env={**os.environ, "COMFYUI_PATH": str(find_comfyui())})

@@ -3,6 +3,8 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -27,6 +29,38 @@ def per_frame_change(layer, x, frame, videos=2):
     with torch.no_grad():
         change = (layer(moved, FRAMES) - layer(x, FRAMES)).abs().amax(dim=(1, 2, 3))
     return change.reshape(videos, FRAMES)
+
+
+def written_out(layer, x, frames):
+    """The layer's computation the plain way, as a list of frames and padded copies (the kernel's buffer and its
+    padding inside the convolution must give the same numbers)."""
+    h = rearrange(x, "(v f) c h w -> v f c h w", f=frames)
+    own = rearrange(layer.look_back_own(x), "(v f) c h w -> v f c h w", f=frames)
+    past = layer.depth - 1
+    updated = [torch.zeros_like(h[:, 0])] * past + [h[:, 0]]
+    for i in range(1, frames):
+        window = torch.stack(updated[-past:], dim=2)
+        updated.append(h[:, i] + own[:, i] + layer.look_back_past(window).squeeze(2))
+    u = torch.stack(updated[past:], dim=2)
+    mixed = layer.channel_mix(rearrange(u, "v c f h w -> v c (f h w)")).reshape(u.shape)
+    k = layer.adapter.kernel_size[0]
+    out = u + F.conv3d(F.pad(mixed, (k // 2, k // 2, k // 2, k // 2, k - 1, 0)), layer.adapter.weight,
+                       layer.adapter.bias, groups=layer.adapter.groups)
+    out[:, :, 0] = h[:, 0]
+    return rearrange(out, "v c f h w -> (v f) c h w")
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["per-channel", "dense"])
+@pytest.mark.parametrize("depth, kernel, adapter_kernel", [(5, 5, 3), (2, 3, 3), (3, 3, 5)])
+def test_the_layer_computes_algorithm_1_as_written_out_with_its_gradients(dense, depth, kernel, adapter_kernel):
+    layer = trained(LookBackLayer(8, depth, kernel, adapter_kernel, dense))
+    x = torch.randn(2 * 6, 8, 5, 7, requires_grad=True)
+    fast = layer(x, 6)
+    (fast_grad,) = torch.autograd.grad(fast.square().sum(), x)
+    plain = written_out(layer, x, 6)
+    (plain_grad,) = torch.autograd.grad(plain.square().sum(), x)
+    assert torch.allclose(fast, plain, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(fast_grad, plain_grad, rtol=1e-4, atol=1e-4 * plain_grad.abs().max().item())
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["per-channel", "dense"])

@@ -163,14 +163,19 @@ def test_sampling_is_repeatable_with_its_seed_and_greedy_ignores_it(llm, sd15):
                                                                               max_new_tokens=16)[3]
 
 
-def test_the_model_is_loaded_through_comfyui_and_kept_only_when_asked(chatty_model, sd15):
+def test_the_model_is_loaded_through_comfyui_once_per_run_and_kept_only_when_asked(chatty_model, sd15):
     import comfy.model_management
+    from comfy.patcher_extension import CallbacksMP
 
     for keep_loaded in (False, True):
         forget_answers()
         vlm = load(chatty_model, keep_loaded=keep_loaded)
+        trips = []
+        vlm.patcher.add_callback(CallbacksMP.ON_LOAD, lambda *_: trips.append("load"))
+        vlm.patcher.add_callback(CallbacksMP.ON_DETACH, lambda *_: trips.append("detach"))
         assert vlm.patcher.loaded_size() == 0
         decompose(vlm, sd15[1])
+        assert trips == ["load"] if keep_loaded else ["load", "detach"]  # the answer and its features, one trip
         if keep_loaded:  # registered with ComfyUI, which unloads it when another model needs the memory
             assert vlm.patcher.loaded_size() == vlm.patcher.model_size()
             assert any(m is vlm.patcher for m in comfy.model_management.loaded_models())

@@ -2,6 +2,7 @@
 non-finite loss, gradient checkpointing and the latent cache."""
 import json
 import os
+from collections import Counter
 import shutil
 import signal
 
@@ -122,6 +123,27 @@ def test_ctrl_c_then_resume_continues_exactly_like_an_uninterrupted_run(tmp_path
     written = [read_adapter(tmp_path / name / "i2v_adapter_tiny_demo.safetensors").state_dict
                for name in ("straight", "resumed")]
     assert all(torch.equal(written[0][k], written[1][k]) for k in written[0])
+
+
+def test_the_loop_reads_the_loss_on_the_host_once_per_log_interval_and_still_logs_every_step(tmp_path):
+    """Between reads the host never waits for the device: the losses of 6 steps come back in one read per
+    --log-every interval (and the log and the losses are those of a read per step)."""
+    from comfyui_i2v_adapter.tests.support.host_sync import HostSyncGuard
+
+    runs = {}
+    for every in (1, 3):
+        with HostSyncGuard() as guard:
+            result = train(config(tmp_path / str(every), steps=6, log_every=every, checkpoint_every=6), tiny_base(),
+                           SyntheticClips(16, FRAMES, 32), log=quiet)
+        log = [json.loads(line) for line in (tmp_path / str(every) / "run/train_log.jsonl").read_text().splitlines()]
+        runs[every] = [found for found in guard.found if "(train)" in found], result.losses, log
+    reads = {every: Counter(runs[every][0]) for every in (1, 3)}
+    loss_reads = {every: sum(n for where, n in reads[every].items() if where.endswith(": tolist")) for every in (1, 3)}
+    assert loss_reads == {1: 6, 3: 2}
+    others = {every: sum(reads[every].values()) - loss_reads[every] for every in (1, 3)}
+    assert others == {1: 1, 3: 1}  # the DataLoader draws its base seed once, when it starts
+    assert runs[1][1] == runs[3][1] and len(runs[3][1]) == 6
+    assert [(line["step"], line["loss"]) for line in runs[3][2]] == runs[1][1]
 
 
 def test_after_a_kill_between_checkpoints_the_log_holds_each_step_once(tmp_path):

@@ -2,7 +2,7 @@
 caption dropouts) whether the run went straight through or stopped and resumed, and whichever data-loading worker
 built it: a checkpoint's data position is k. Each process takes its own slice of every global batch."""
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import torch
@@ -29,6 +29,11 @@ class MicroBatch:
     instruction_mask: torch.Tensor | None = None
     states: torch.Tensor | None = None        # ... [B, states, T', hidden]
     states_mask: torch.Tensor | None = None
+
+    def pin_memory(self) -> "MicroBatch":
+        """Its tensors in page-locked memory (the DataLoader's pin_memory), so that copies to the GPU do not block."""
+        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
 def collate(items: list, valid: list[bool], dropped: list[bool], failures: list[str]) -> MicroBatch:
@@ -78,7 +83,7 @@ def _ignore_ctrl_c(worker: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C asks the training loop to stop after its step
 
 
-def micro_batches(batches: MicroBatches, start: int, stop: int, workers: int) -> DataLoader:
-    """Micro-batches start..stop-1, built by `workers` processes (0: in this one)."""
+def micro_batches(batches: MicroBatches, start: int, stop: int, workers: int, pin_memory: bool = False) -> DataLoader:
+    """Micro-batches start..stop-1, built by `workers` processes (0: in this one), in page-locked memory if asked."""
     return DataLoader(batches, batch_size=None, sampler=range(start, stop), num_workers=workers,
-                      persistent_workers=workers > 0, worker_init_fn=_ignore_ctrl_c)
+                      persistent_workers=workers > 0, worker_init_fn=_ignore_ctrl_c, pin_memory=pin_memory)

@@ -32,7 +32,7 @@ def video_loss(prediction: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 def draw_noise(latents: torch.Tensor, generator: torch.Generator, schedule: NoiseSchedule
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(noise like `latents`, one timestep per video), drawn on the CPU from `generator`."""
-    noise = torch.randn(latents.shape, generator=generator).to(latents)
-    steps = torch.randint(0, schedule.timesteps, (latents.shape[0],), generator=generator)
+    """(noise like `latents`, one timestep per video), drawn from `generator` on its device."""
+    noise = torch.randn(latents.shape, generator=generator, device=generator.device).to(latents)
+    steps = torch.randint(0, schedule.timesteps, (latents.shape[0],), generator=generator, device=generator.device)
     return noise, steps.to(latents.device)

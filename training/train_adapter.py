@@ -90,8 +90,11 @@ def parser() -> argparse.ArgumentParser:
     add("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: off)")
     add("--caption-dropout", type=float, default=0.1, help="share of clips trained with the empty caption (for CFG)")
     add("--seed", type=int, default=0)
-    add("--mixed-precision", choices=["no", "fp16", "bf16"], default="no", help="autocast dtype; the frozen base is "
-                                                                                "stored in it too")
+    add("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto",
+        help="autocast dtype; the frozen base is stored in it too. auto: bf16 on a GPU that has it, fp16 on other "
+             "CUDA GPUs, no (fp32) on the CPU")
+    add("--log-every", type=int, default=10, help="read the loss on the host (log, progress, divergence check) every "
+                                                  "N steps; in between the GPU never waits for the host")
     add("--gradient-checkpointing", action="store_true", help="recompute activations in the backward pass")
     add("--tf32", action=argparse.BooleanOptionalAction, default=True, help="TF32 matmuls on NVIDIA GPUs")
     add("--adam8bit", action="store_true", help="bitsandbytes' 8-bit AdamW (needs bitsandbytes)")
@@ -211,6 +214,9 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
     if args.frames < 2 or args.stride < 1:
         p.error(f"--frames must be at least 2 (frame 0 is the reference) and --stride at least 1; got {args.frames} "
                 f"and {args.stride}")
+    if args.log_every < 1:
+        p.error(f"--log-every must be at least 1; got {args.log_every}")
+    args.mixed_precision = _mixed_precision(args.mixed_precision)
     if args.mixed_precision == "fp16" and not _cuda():
         p.error("--mixed-precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
     if (args.content_adapter is None) != (args.image_encoder is None):
@@ -227,6 +233,7 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
         mixed_precision=args.mixed_precision, gradient_checkpointing=args.gradient_checkpointing, tf32=args.tf32,
         adam8bit=args.adam8bit, workers=args.workers, cache_latents=args.cache_latents, cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, resume=args.resume,
+        log_every=args.log_every,
         look_back=dict(depth=args.look_back_depth, kernel=args.look_back_kernel,
                        adapter_kernel=args.look_back_adapter_kernel, dense=args.look_back_dense),
         dqformer=dict(width=args.dqformer_width, layers=args.dqformer_layers, heads=args.dqformer_heads,
@@ -237,6 +244,16 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
 def _cuda() -> bool:
     import torch
     return torch.cuda.is_available()
+
+
+def _mixed_precision(choice: str) -> str:
+    """`auto`: bf16 where the GPU computes in it, fp16 on other CUDA GPUs, fp32 on the CPU (bf16 there is slower)."""
+    if choice != "auto":
+        return choice
+    import torch
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def prepare(config: TrainConfig, args: argparse.Namespace):

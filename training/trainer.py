@@ -3,6 +3,7 @@ accelerate (one process per GPU, DDP), mixed precision, gradient checkpointing a
 checkpoints, exact resume, and a stop on a non-finite loss."""
 import copy
 import json
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     resume: str | None = None
+    log_every: int = 10        # steps between host reads of the loss (log, progress, divergence check)
     look_back: dict = field(default_factory=lambda: dict(depth=5, kernel=5, adapter_kernel=3, dense=False))
     save_dtype: str = "fp16"
     progress: bool = True
@@ -121,34 +123,39 @@ def _optimizer(params: list, config: TrainConfig):
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
+def _on(device):
+    """Copy to `device` without waiting (the micro-batches come in page-locked memory on a GPU)."""
+    return lambda tensor: tensor.to(device, non_blocking=True)
+
+
 def _state_inputs(batch: MicroBatch, config: TrainConfig, device) -> StateInputs | None:
     """The DQFormer's inputs of a cached micro-batch; a dropped caption drops the condition tokens with it."""
     if batch.instruction is None:
         return None
+    on = _on(device)
     weights = frame_state_weights(config.frames, batch.states.shape[1], config.state_blend)
-    return StateInputs(batch.instruction.to(device), batch.instruction_mask.to(device), batch.states.to(device),
-                       batch.states_mask.to(device), weights.expand(batch.states.shape[0], -1, -1).to(device),
-                       ~batch.dropped.to(device))
+    return StateInputs(on(batch.instruction), on(batch.instruction_mask), on(batch.states), on(batch.states_mask),
+                       on(weights.expand(batch.states.shape[0], -1, -1)), ~on(batch.dropped))
 
 
 def _inputs(base: BaseModel, image: ImageConditioning | None, batch: MicroBatch, empty: Conditioning | None,
             empty_image: torch.Tensor | None, generator, device):
     """(latents, conditioning, SDXL added conditioning, image tokens) of a micro-batch, decoded or cached. A dropped
     caption drops the image with it (unconditional tokens)."""
-    drop = batch.dropped.to(device)
+    on = _on(device)
+    drop = on(batch.dropped)
     pick = lambda given, blank: torch.where(drop.view(-1, *[1] * (given.ndim - 1)), blank.to(given), given)
     if batch.pixels is not None:
-        moments = base.encode_video(batch.pixels.to(device))
+        moments = base.encode_video(on(batch.pixels))
         conditioning = base.text(["" if drop else caption for caption, drop in zip(batch.captions, batch.dropped)])
         tokens = image.tokens(batch.pixels[:, 0]) if image else None
     else:
-        moments = batch.moments.to(device)
-        conditioning = Conditioning(pick(batch.context.to(device), empty.context),
-                                    None if batch.pooled is None else pick(batch.pooled.to(device), empty.pooled))
+        moments = on(batch.moments)
+        conditioning = Conditioning(pick(on(batch.context), empty.context),
+                                    None if batch.pooled is None else pick(on(batch.pooled), empty.pooled))
         tokens = batch.image_tokens
-    tokens = None if tokens is None else pick(tokens.to(device), empty_image)
-    return (base.latents(moments, generator), conditioning, base.added_cond(conditioning, batch.geometry.to(device)),
-            tokens)
+    tokens = None if tokens is None else pick(on(tokens), empty_image)
+    return base.latents(moments, generator), conditioning, base.added_cond(conditioning, on(batch.geometry)), tokens
 
 
 class _StopRequest:
@@ -273,7 +280,8 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
         accumulation = config.gradient_accumulation
         batches = MicroBatches(clips, config.batch_size, config.seed, config.caption_dropout,
                                accelerator.process_index, accelerator.num_processes)
-        loader = iter(micro_batches(batches, start * accumulation, config.steps * accumulation, config.workers))
+        loader = iter(micro_batches(batches, start * accumulation, config.steps * accumulation, config.workers,
+                                    pin_memory=device.type == "cuda"))
         losses, skipped, main = [], 0, accelerator.is_main_process
         log_file = config.run_dir / "train_log.jsonl"
         config.run_dir.mkdir(parents=True, exist_ok=True)
@@ -281,10 +289,12 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
             _keep_log_up_to(log_file, start)
         bar = tqdm(total=config.steps, initial=start, desc="training", unit="step",
                    disable=not (config.progress and main), dynamic_ncols=True)
-        started, smoothed, step_seconds = time.perf_counter(), None, []
+        # The GPU runs ahead of the host: each step's loss stays on the device until the next read (every
+        # log_every steps, before a checkpoint, at a stop), where one transfer brings all of them.
+        pending, smoothed, step_seconds, read_at = [], None, [], time.perf_counter()
+        started = read_at
         with _StopRequest() as stop:
             for step in range(start, config.steps):
-                step_started = time.perf_counter()
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate * min(1.0, (step + 1) / max(1, config.warmup_steps))
                 step_loss = torch.zeros((), device=device)
@@ -293,7 +303,7 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                     for failure in batch.failures:
                         log(f"skipped {failure} (it carries no weight in step {step + 1})")
                     skipped += len(batch.failures)
-                    draw = seeded(config.seed, step, micro, accelerator.process_index, 4)
+                    draw = seeded(config.seed, step, micro, accelerator.process_index, 4, device=device)
                     with accelerator.accumulate(model):
                         latents, conditioning, added, tokens = _inputs(base, image, batch, empty, empty_image, draw,
                                                                        device)
@@ -301,10 +311,8 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                         noisy = noised_video(latents, noise, timesteps, config.noise_schedule)
                         prediction = model(noisy, timesteps, conditioning.context, added, tokens,
                                            _state_inputs(batch, config, device))
-                        valid = batch.valid.to(device)
+                        valid = batch.valid.to(device, non_blocking=True)
                         loss = (video_loss(prediction, noise) * valid).sum() / valid.sum().clamp(min=1)
-                        if not torch.isfinite(accelerator.gather(loss.detach().reshape(1))).all():
-                            raise TrainingDiverged(_diverged(step + 1, loss.item(), checkpoints))
                         accelerator.backward(loss)
                         if accelerator.sync_gradients and config.max_grad_norm > 0:
                             accelerator.clip_grad_norm_(params, config.max_grad_norm)
@@ -312,21 +320,33 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                         optimizer.zero_grad(set_to_none=True)
                     step_loss += loss.detach() / accumulation
                 done = step + 1
-                value = accelerator.reduce(step_loss, "mean").item()  # (waits for the device)
-                losses.append((done, value))
-                step_seconds.append(time.perf_counter() - step_started)
-                stopping = bool(accelerator.reduce(torch.tensor(float(stop.requested), device=device), "sum").item())
-                if main:
-                    with log_file.open("a") as f:
-                        f.write(json.dumps({"step": done, "loss": value, "lr": optimizer.param_groups[0]["lr"],
-                                            "seconds": round(step_seconds[-1], 4)}) + "\n")
-                smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
-                clips_per_second = (done - start) * accumulation * config.batch_size * accelerator.num_processes / (
-                    time.perf_counter() - started)
-                bar.set_postfix(loss=f"{smoothed:.4f}", clips_s=f"{clips_per_second:.2f}")
+                pending.append((done, accelerator.reduce(step_loss, "mean"), optimizer.param_groups[0]["lr"]))
                 bar.update()
-                if done % config.checkpoint_every == 0 or done == config.steps or stopping:
-                    last_saved = checkpoints.save(done, done * accumulation, {"loss": value})
+                saving = done % config.checkpoint_every == 0 or done == config.steps
+                stopping = stop.requested if accelerator.num_processes == 1 else False
+                if not (saving or stopping or done % config.log_every == 0):
+                    continue
+                if accelerator.num_processes > 1:  # every process stops at the same step
+                    stopping = bool(accelerator.reduce(torch.tensor(float(stop.requested), device=device),
+                                                       "sum").item())
+                values = torch.stack([value for _, value, _ in pending]).tolist()  # (waits for the device)
+                now = time.perf_counter()
+                for (at, _, lr), value in zip(pending, values):
+                    if not math.isfinite(value):  # before anything from this step on is saved
+                        raise TrainingDiverged(_diverged(at, value, checkpoints))
+                    losses.append((at, value))
+                    step_seconds.append((now - read_at) / len(pending))
+                    if main:
+                        with log_file.open("a") as f:
+                            f.write(json.dumps({"step": at, "loss": value, "lr": lr,
+                                                "seconds": round(step_seconds[-1], 4)}) + "\n")
+                    smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
+                pending, read_at = [], now
+                clips_per_second = (done - start) * accumulation * config.batch_size * accelerator.num_processes / (
+                    now - started)
+                bar.set_postfix(loss=f"{smoothed:.4f}", clips_s=f"{clips_per_second:.2f}")
+                if saving or stopping:
+                    last_saved = checkpoints.save(done, done * accumulation, {"loss": values[-1]})
                 if stopping:
                     bar.close()
                     raise KeyboardInterrupt(f"stopped at step {done}; checkpoint {last_saved}: continue with "

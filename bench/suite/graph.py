@@ -2,8 +2,9 @@
 import nodes
 
 from ...nodes.content_adapter_nodes import ApplyContentAdapter
+from ...nodes.dqformer_nodes import ApplyDQFormer
 from ...nodes.i2v_adapter_nodes import ApplyI2VAdapter
-from ...nodes.temporal_layer_nodes import ApplyMotionModule
+from ...nodes.temporal_layer_nodes import ApplyLookBackLayers, ApplyMotionModule
 from ...nodes.temporal_layers_patch import AUTOSELECT
 from ...nodes.video_latent import I2VVideoLatent
 from .models import Models
@@ -26,13 +27,26 @@ def with_content_adapter(models: Models, model):
     return ApplyContentAdapter.execute(model, models.content_adapter, models.clip_vision, models.image, 1.0).result[0]
 
 
-def recipe_base(models: Models):
-    """The recipe's model up to its reference latent: SD1.5 with AnimateDiff v1 as the official release runs it (its
-    noise schedule and GroupNorm across frames, what autoselect gives for v1), then the Content-Adapter. The
-    I2V-Adapter goes on last (the adapters stack in any order): it is the one node a new reference runs again."""
-    animated = ApplyMotionModule.execute(models.unet("sd15"), models.motion_module(V1_FRAMES, mid_block=False), 1.0,
-                                         AUTOSELECT, AUTOSELECT).result[0]
-    return with_content_adapter(models, animated)
+def with_look_back(models: Models, model, latent: dict):
+    return ApplyLookBackLayers.execute(model, models.look_back, latent).result[0]
+
+
+def with_dqformer(models: Models, model, latent: dict):
+    return ApplyDQFormer.execute(model, models.dqformer, models.states(latent["samples"].shape[0]), 1.0).result[0]
+
+
+def animated(models: Models):
+    """SD1.5 with AnimateDiff v1 as the official release runs it (its noise schedule and GroupNorm across frames,
+    what autoselect gives for v1)."""
+    return ApplyMotionModule.execute(models.unet("sd15"), models.motion_module(V1_FRAMES, mid_block=False), 1.0,
+                                     AUTOSELECT, AUTOSELECT).result[0]
+
+
+def recipe_base(models: Models, video_model=None):
+    """The recipe's model up to its reference latent: `video_model` (default: animated()), then the
+    Content-Adapter. The I2V-Adapter goes on last (the adapters stack in any order): it is the one node a new
+    reference runs again."""
+    return with_content_adapter(models, video_model or animated(models))
 
 
 def sample(model, latent: dict, conditioning: tuple, steps: int, sampler: str = "euler", scheduler: str = "normal",

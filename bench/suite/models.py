@@ -18,6 +18,7 @@ from .sizes import Sizes
 FAMILIES = {"sd15": SD15, "sdxl": SDXL}
 CONTEXT = {"sd15": 768, "sdxl": 2048}
 CLIP_VISION_WIDTH = 1280  # ViT-H's, which IP-Adapter Plus reads; 3 layers are enough: it encodes once per graph
+VLM_WIDTH = 2048  # the hidden width of Qwen2.5-VL-3B, whose states a DQFormer reads
 
 
 class Models:
@@ -62,6 +63,45 @@ class Models:
             path = Path(folder) / "ip-adapter-plus_sd15.bin"
             random_models.write_ip_adapter_bin(path, random_models.random_ip_adapter_plus(SD15, CLIP_VISION_WIDTH))
             return read_content_adapter(path)
+
+    @functools.cached_property
+    def look_back(self):
+        """SD1.5 look-back layers at the paper's defaults, through the file and reader Load Look-Back Layers uses."""
+        from ...kernels.look_back import LookBackLayers
+        from ...kernels.look_back_file import read_look_back, write_look_back
+        layers = LookBackLayers(SD15)
+        random_models.fill_random(layers)  # small: no shared tensors, which a file cannot hold
+        with tempfile.TemporaryDirectory() as folder:
+            write_look_back(Path(folder) / "look_back.safetensors", layers)
+            return read_look_back(Path(folder) / "look_back.safetensors")
+
+    @functools.cached_property
+    def dqformer(self):
+        """SD1.5's DQFormer at AID's shape (Table 8) on a 2048-wide vision-language model (Qwen2.5-VL-3B's)."""
+        from ...kernels.dqformer import DQFormer, DQFormerShape
+        from ...kernels.dqformer_file import read_dqformer, write_dqformer
+        with torch.device("meta"):
+            model = DQFormer(DQFormerShape(VLM_WIDTH, SD15.context_dim, width=1024, layers=2, heads=8, queries=77))
+        model.to_empty(device="cpu")
+        random_models.fill_random(model)
+        with tempfile.TemporaryDirectory() as folder:
+            write_dqformer(Path(folder) / "dqformer.safetensors", model, SD15, "random VLM")
+            return read_dqformer(Path(folder) / "dqformer.safetensors")
+
+    @functools.cache
+    def states(self, frames: int):
+        """Decompose Prompt into States' output for `frames`: 4 states (at most one per frame) of random hidden
+        states."""
+        from ...kernels.state_schedule import frame_state_weights
+        from ...kernels.vlm_io import StateFeatures
+        from ...nodes.vlm_answer import DecomposedStates
+        generator = torch.Generator().manual_seed(9)
+        states = min(4, frames)
+        features = StateFeatures("random VLM", torch.randn(1, 300, VLM_WIDTH, generator=generator),
+                                 torch.ones(1, 300, dtype=torch.bool), torch.randn(states, 24, VLM_WIDTH,
+                                                                                   generator=generator),
+                                 torch.ones(states, 24, dtype=torch.bool))
+        return DecomposedStates("random VLM", features, frame_state_weights(frames, states, 2.0))
 
     @functools.cached_property
     def clip_vision(self):

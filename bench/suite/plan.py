@@ -21,6 +21,8 @@ def plan(sizes: Sizes) -> list[Case]:
           for i, (family, video) in enumerate(sizes.ksampler)),
         Case(f"Temporal layers SD1.5 {sizes.temporal_size}²", "temporal",
              dict(frames=sizes.temporal_frames, size=sizes.temporal_size)),
+        Case(f"Each addition against its floor, {sizes.floor_videos}×{sizes.floor.label}", "floor",
+             dict(video=sizes.floor, videos=sizes.floor_videos)),
         Case(f"Recipe graph {sizes.recipe.label}, {sizes.recipe.steps}-step DDIM", "recipe",
              dict(video=sizes.recipe, t0s=sizes.t0s)),
         Case(f"Long video, context windows of {sizes.context[0]}", "long_video",
