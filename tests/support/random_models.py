@@ -255,7 +255,8 @@ def write_random_lora_sd15(path, rank: int = 4, seed: int = 6) -> None:
 
     generator = torch.Generator().manual_seed(seed)
     targets = {}
-    for diffusers_key in comfy.utils.unet_to_diffusers(dict(SD15_UNET, num_res_blocks=[2] * 4)):
+    # sorted: ComfyUI builds the map from sets of names, whose order changes with each process's string hashing
+    for diffusers_key in sorted(comfy.utils.unet_to_diffusers(dict(SD15_UNET, num_res_blocks=[2] * 4))):
         if ".attn" in diffusers_key and diffusers_key.endswith(("to_q.weight", "to_k.weight", "to_v.weight",
                                                                 "to_out.0.weight")):
             name = "lora_unet_" + diffusers_key.removesuffix(".weight").replace(".", "_")
