@@ -7,8 +7,8 @@ site of an SD1.5 UNet), beside the time and memory it takes, measured in one run
 The machine's own rates are measured first (a large matmul for FLOP/s, a large copy for bytes/s); an addition's
 floor time is max(FLOPs / FLOP rate, bytes / byte rate), its bytes the inputs read once, the outputs written once
 and the weights. `time ÷ floor` is how far the code runs above that floor (1 = at it); `memory ÷ floor` (GPU only)
-compares the memory it adds at its peak with the output it must make. GroupNorm across frames is also printed against the
-per-frame GroupNorm it replaces, which has the same floor.
+compares the memory it adds at its peak with the output it must make. GroupNorm across frames is also printed
+against the per-frame GroupNorm it replaces, which has the same floor.
 """
 import argparse
 import os

@@ -6,10 +6,11 @@ values the adapter branch reads) by about 20% RMS at high noise levels compared 
 Hosts hand the UNet its videos one after another in the batch (`(videos frames) c h w`). A view of an existing
 GroupNorm module normalises each video's frames together, in that layout: ATen's GroupNorm normalises each frame,
 each video's statistics follow from the frames' (law of total variance), and one pass (`addcmul` with a scale and
-shift per frame and channel) moves each frame onto them with the affine: no permuted copy of the batch in or out. The host says how many videos each
-call holds, and how the norm's weight and bias are read (a host that casts or patches weights per call). The view shares the module's state itself (the same `__dict__` object, not a
-copy), so whatever a host records on the module (ComfyUI: patched-weight flags, weight functions, cast settings)
-is one record, whichever of the two it reaches through.
+shift per frame and channel) moves each frame onto them with the affine: no permuted copy of the batch in or out.
+The host says how many videos each call holds, and how the norm's weight and bias are read (a host that casts or
+patches weights per call). The view shares the module's state itself (the same `__dict__` object, not a copy), so
+whatever a host records on the module (ComfyUI: patched-weight flags, weight functions, cast settings) is one
+record, whichever of the two it reaches through.
 """
 import torch
 from torch import nn

@@ -52,7 +52,7 @@ class FrameTokens(SharedPatch):
     def __init__(self, tokens: torch.Tensor):
         self.tokens, self._placed, self._projected = tokens, {}, {}
 
-    def of_chunk(self, frames: list[int], like: torch.Tensor) -> torch.Tensor:
+    def _placed_tokens(self, frames: list[int], like: torch.Tensor) -> torch.Tensor:
         where = (tuple(frames), like.device, like.dtype)
         if where not in self._placed:
             self._placed[where] = self.tokens[frames].to(like)
@@ -63,7 +63,7 @@ class FrameTokens(SharedPatch):
                         for m in (attention.to_k, attention.to_v))
         where = (id(attention), weights, tuple(frames), like.device, like.dtype)
         if where not in self._projected:
-            tokens = self.of_chunk(frames, like)
+            tokens = self._placed_tokens(frames, like)
             self._projected[where] = attention.to_k(tokens), attention.to_v(tokens)
         return self._projected[where]
 

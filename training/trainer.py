@@ -311,7 +311,7 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                         noisy = noised_video(latents, noise, timesteps, config.noise_schedule)
                         prediction = model(noisy, timesteps, conditioning.context, added, tokens,
                                            _state_inputs(batch, config, device))
-                        valid = batch.valid.to(device, non_blocking=True)
+                        valid = _on(device)(batch.valid)
                         loss = (video_loss(prediction, noise) * valid).sum() / valid.sum().clamp(min=1)
                         accelerator.backward(loss)
                         if accelerator.sync_gradients and config.max_grad_norm > 0:

@@ -21,8 +21,8 @@ TORCH = Path(torch.__file__).resolve().parent
 
 
 class HostSyncGuard(TorchFunctionMode):
-    """Records each offending call as "file:line (function): what" in `found`, where `code` (a folder) made it; `watched` counts
-    the torch calls `code` made under the guard (a guard that saw none proves nothing)."""
+    """Records each offending call as "file:line (function): what" in `found`, where `code` (a folder) made it;
+    `watched` counts the torch calls `code` made under the guard (a guard that saw none proves nothing)."""
 
     def __init__(self, code: Path = PACK, allowed: tuple[Path, ...] = (PACK / "tests",)):
         super().__init__()
