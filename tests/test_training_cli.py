@@ -143,6 +143,7 @@ def test_both_modules_train_whichever_order_train_lists_them(inputs):
                         "process)"),
     ("--warmup-steps", "-5", "--warmup-steps -5 must be at least 0 (steps of linear warm-up; 0: none)"),
     ("--checkpoint-every", "0", "--checkpoint-every 0 must be at least 1 (steps between checkpoints)"),
+    ("--log-every", "0", "--log-every 0 must be at least 1 (steps between reads of the loss on the host)"),
     ("--keep-checkpoints", "0", "--keep-checkpoints 0 must be at least 1 (the checkpoints kept; --resume latest "
                                 "continues from the newest)"),
     ("--look-back-depth", "1", "--look-back-depth 1 must be at least 2 (frames in the look-back window, the frame "

@@ -152,6 +152,7 @@ _AT_LEAST = {
     "dqformer_layers": (1, "decoder layers per query set"),
     "dqformer_heads": (1, "attention heads"),
     "dqformer_queries": (1, "condition tokens"),
+    "log_every": (1, "steps between reads of the loss on the host"),
 }
 
 
@@ -214,8 +215,6 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
     if args.frames < 2 or args.stride < 1:
         p.error(f"--frames must be at least 2 (frame 0 is the reference) and --stride at least 1; got {args.frames} "
                 f"and {args.stride}")
-    if args.log_every < 1:
-        p.error(f"--log-every must be at least 1; got {args.log_every}")
     args.mixed_precision = _mixed_precision(args.mixed_precision)
     if args.mixed_precision == "fp16" and not _cuda():
         p.error("--mixed-precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
