@@ -3,11 +3,11 @@ runs the UNet exactly as ComfyUI's patched model does at inference, and what it 
 import pytest
 import torch
 
+from comfyui_i2v_adapter.evaluation.workflow_api import node_of_type
 from comfyui_i2v_adapter.kernels.adapter_file import read_adapter
 from comfyui_i2v_adapter.kernels.unet_layout import SD15
 from comfyui_i2v_adapter.tests.support.graphs import FRAMES, apply_adapter, random_adapter, sample, video_latent
 from comfyui_i2v_adapter.tests.support.videos import write_video_folder
-from comfyui_i2v_adapter.tests.support.workflow import node_of_type
 from comfyui_i2v_adapter.tests.support.workflows import run_workflow, workflow_prompt
 
 pytestmark = pytest.mark.comfyui
@@ -138,7 +138,7 @@ def test_the_trained_files_load_in_the_shipped_workflows(server, trained, adapte
 
 
 def test_the_demonstrations_tiny_files_are_refused_by_the_loaders(server, adapter_files, tmp_path):
-    from comfyui_i2v_adapter.tests.support.comfy_server import ExecutionFailed
+    from comfyui_i2v_adapter.evaluation.comfy_client import ExecutionFailed
     from comfyui_i2v_adapter.training.demo import demo_config
     from comfyui_i2v_adapter.training.tiny_base import tiny_base
     from comfyui_i2v_adapter.training.tiny_world import SyntheticClips

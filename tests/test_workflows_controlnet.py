@@ -4,7 +4,7 @@ ComfyUI server, on random files in the official layouts and a random SD1.5 Contr
 import pytest
 import torch
 
-from comfyui_i2v_adapter.tests.support.workflow import node_of_type
+from comfyui_i2v_adapter.evaluation.workflow_api import node_of_type
 from comfyui_i2v_adapter.tests.support.workflows import OFFICIAL_TEST_FILES, run_workflow, workflow_prompt
 
 pytestmark = pytest.mark.comfyui

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
+from comfyui_i2v_adapter.evaluation.comfy_client import ExecutionFailed, PromptRejected
+from comfyui_i2v_adapter.evaluation.workflow_api import node_of_type
 from comfyui_i2v_adapter.kernels.frame_similarity_prior import gaussian_blur
-from comfyui_i2v_adapter.tests.support.comfy_server import ExecutionFailed, PromptRejected
-from comfyui_i2v_adapter.tests.support.workflow import node_of_type
 from comfyui_i2v_adapter.tests.support.workflows import run_workflow, workflow_prompt
 
 pytestmark = pytest.mark.comfyui

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from comfyui_i2v_adapter.tests.support.comfy_server import ExecutionFailed, PromptRejected
-from comfyui_i2v_adapter.tests.support.workflow import node_of_type
+from comfyui_i2v_adapter.evaluation.comfy_client import ExecutionFailed, PromptRejected
+from comfyui_i2v_adapter.evaluation.workflow_api import node_of_type
 from comfyui_i2v_adapter.tests.support.workflows import run_workflow, workflow_prompt
 
 pytestmark = pytest.mark.comfyui

@@ -3,15 +3,15 @@ server's models/LLM answers the workflow's own question, and its states conditio
 through a DQFormer, add condition tokens)."""
 import pytest
 
+from comfyui_i2v_adapter.evaluation.comfy_client import PromptRejected
+from comfyui_i2v_adapter.evaluation.workflow_api import node_of_type
 from comfyui_i2v_adapter.kernels.adapter_file import write_adapter
 from comfyui_i2v_adapter.kernels.first_frame_attention import I2VAdapter
 from comfyui_i2v_adapter.kernels.state_prompt import state_question
 from comfyui_i2v_adapter.kernels.unet_layout import SD15
 from comfyui_i2v_adapter.tests.support.images import astronaut
-from comfyui_i2v_adapter.tests.support.comfy_server import PromptRejected
 from comfyui_i2v_adapter.tests.support.prompt_travel import animatediff_evolved_parse, fizznodes_parse
 from comfyui_i2v_adapter.tests.support.tiny_vlms import teach_answer, write_tiny_vlm
-from comfyui_i2v_adapter.tests.support.workflow import node_of_type
 from comfyui_i2v_adapter.tests.support.workflows import TEST_FILES, run_workflow, workflow_prompt
 
 pytestmark = pytest.mark.comfyui

@@ -4,7 +4,7 @@ h94's IP-Adapter Plus and a CLIP ViT-H."""
 import pytest
 import torch
 
-from comfyui_i2v_adapter.tests.support.workflow import load_workflow, node_of_type, ui_to_api
+from comfyui_i2v_adapter.evaluation.workflow_api import load_workflow, node_of_type, ui_to_api
 from comfyui_i2v_adapter.tests.support.workflows import OFFICIAL_TEST_FILES, WORKFLOWS, run_workflow, workflow_prompt
 
 pytestmark = pytest.mark.comfyui

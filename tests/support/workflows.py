@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from .comfy_server import ComfyServer
 from .comfyui import PACK_ROOT
-from .workflow import load_workflow, node_of_type, ui_to_api
+from ...evaluation.workflow_api import load_workflow, node_of_type, ui_to_api
 
 WORKFLOWS = PACK_ROOT / "workflows"
 # The files the tests write into the server's models/ and input/ folders, by the loader input that picks them.
