@@ -6,7 +6,8 @@ cases at tiny sizes on the CPU every day, so that the suite never rots.
 
 Cases (sizes, repeats and time limits per mode: bench/suite/sizes.py): KSampler with and without the adapters;
 look-back layers against motion modules; the recipe graph at three t0; a long video under context windows;
-TorchCompileModel against eager; adapter-only training steps. Within a case the runs alternate with its baseline;
+TorchCompileModel against eager; adapter-only training steps; the official release's own pipeline against our
+recipe graph (where its environment is: bench/README.md). Within a case the runs alternate with its baseline;
 times are medians after a warm-up; memory is what a run adds to what was resident when it started, and the
 absolute peak. A case over its limit stops at the next safe point (between runs or sampler steps) and is reported
 as timed out; a case that raises is an error row; the suite goes on either way and exits 1 after an error.

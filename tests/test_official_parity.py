@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 from skimage import data
 
 from comfyui_i2v_adapter.kernels.noise_schedule import ANIMATEDIFF
@@ -54,7 +55,9 @@ def setup(module_tmp, comfy_base, motion_files, comfyui):
     Image.fromarray(data.astronaut()).resize((224, 224), Image.Resampling.BICUBIC).save(work / "reference.png")
     motion = torch.load(motion_files["v1"], weights_only=True)["state_dict"]
     ip_half = {k: v.half() for k, v in h94.items()}
-    bundle = official_bundle(comfy_base / "models/checkpoints/random_sd15.safetensors", motion, ip_half)
+    checkpoint = load_file(str(comfy_base / "models/checkpoints/random_sd15.safetensors"))
+    bundle = official_bundle(checkpoint, motion, ip_half)
+    del checkpoint
     layout = work / "official"
     layout.mkdir()
     write_official_layout(layout, bundle, adapter.state_dict, work / "ip-adapter-plus_sd15.bin",

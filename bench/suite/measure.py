@@ -24,6 +24,9 @@ class Deadline:
         if time.monotonic() > self.end:
             raise TimedOut(f"timed out (limit {self.seconds:.0f} s)")
 
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
 
 _running: list[Deadline] = []
 

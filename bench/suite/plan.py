@@ -30,4 +30,6 @@ def plan(sizes: Sizes) -> list[Case]:
         Case(f"TorchCompileModel {sizes.compile.label}", "compile",
              dict(video=sizes.compile, backend=sizes.compile_backend)),
         Case(f"Training, I2V-Adapter only, {sizes.training_precision}", "training", dict(videos=sizes.training)),
+        Case(f"Official release's pipeline {sizes.official.label}, {sizes.official.steps}-step DDIM", "official",
+             dict(video=sizes.official)),
     ]

@@ -42,19 +42,20 @@ class Sizes:
     training_clips: int
     floor: Video                    # bench/floor.py's additions at every SD1.5 site ...
     floor_videos: int               # ... for this many videos per UNet call (2 under CFG)
+    official: Video                 # the anchor: 16 frames, which the official pipeline's degradation assumes
 
 
 GPU = Sizes(
     mode="gpu", note="Random weights at real shapes.", gpu=True, dtype=torch.float16, shared_weights=False, repeats=3,
     total_seconds=480,
-    limits=dict(ksampler=60, temporal=40, recipe=90, long_video=40, compile=150, training=80, floor=40),
+    limits=dict(ksampler=60, temporal=40, recipe=90, long_video=40, compile=150, training=80, floor=40, official=150),
     ksampler=(("sd15", Video(16, 512, 2)), ("sd15", Video(32, 512, 2)), ("sdxl", Video(16, 1024, 2))),
     temporal_frames=(16, 32, 64, 128), temporal_size=512,
     recipe=Video(16, 512, 25), t0s=(1.0, 0.8, 0.6),
     long_video=(Video(64, 512), Video(128, 512)), context=(16, 4),
     compile=Video(16, 512, 2), compile_backend="inductor",
     training=(Video(16, 256, 2), Video(16, 512, 2)), training_precision="fp16", training_workers=2,
-    training_clips=4, floor=Video(16, 512), floor_videos=2,
+    training_clips=4, floor=Video(16, 512), floor_videos=2, official=Video(16, 512, 25),
 )
 
 # bf16: the CPU's fast matrix path (fp32 convolutions run several times slower at these sizes). Shared weights keep
@@ -65,12 +66,12 @@ CPU_SMOKE = Sizes(
     mode="cpu-smoke", note="The CPU smoke: tiny sizes and shared random weights, to show that every case runs; its "
     "times and targets say nothing of a GPU's. TorchCompileModel traces with dynamo's eager backend.",
     gpu=False, dtype=torch.bfloat16, shared_weights=True, repeats=1, total_seconds=240,
-    limits=dict(ksampler=40, temporal=20, recipe=40, long_video=30, compile=45, training=40, floor=20),
+    limits=dict(ksampler=40, temporal=20, recipe=40, long_video=30, compile=45, training=40, floor=20, official=150),
     ksampler=(("sd15", Video(2, 64)), ("sdxl", Video(2, 64))),
     temporal_frames=(2, 4, 8, 16), temporal_size=64,
     recipe=Video(2, 64, 2), t0s=(1.0, 0.8, 0.6),
     long_video=(Video(4, 64), Video(6, 64)), context=(2, 0),
     compile=Video(2, 64, 2), compile_backend="eager",
     training=(Video(2, 32),), training_precision="bf16", training_workers=0, training_clips=2,
-    floor=Video(2, 64), floor_videos=1,
+    floor=Video(2, 64), floor_videos=1, official=Video(16, 64, 1),
 )

@@ -46,19 +46,16 @@ def decoder_only_vae():
                          block_out_channels=[32] * 4, layers_per_block=1, latent_channels=4, norm_num_groups=32)
 
 
-def main(work: Path) -> None:
-    torch.set_grad_enabled(False)
-    spec = json.loads((work / "spec.json").read_text())
-    inputs = load_file(str(work / "inputs.safetensors"))
-    config = OmegaConf.load(Path(spec["official"]) / "configs/inference/infer.yaml")
-
-    # inference.py, in fp32 on the CPU
+def official_pipeline(work: Path, official: Path, vae=None, dtype=torch.float32, device="cpu"):
+    """The pipeline, image encoder and resampler as inference.py builds them from the layout in `work`, in `dtype` on
+    `device`; the text side tiny (the callers give the text embeddings) and `vae` (default: decoder_only_vae())."""
+    config = OmegaConf.load(official / "configs/inference/infer.yaml")
     unet = UNet3DConditionModel.from_pretrained_ip(str(work / "sd15"), subfolder="unet", unet_additional_kwargs=
                                                    OmegaConf.to_container(config.unet_additional_kwargs))
     bundle = torch.load(work / "sd15/unet/animatediff_v15_v1_ipplus.pth", "cpu", mmap=True).keys()
     missing = sorted(k for k in unet.state_dict().keys() - bundle if "_ff." not in k)
     unexpected = sorted(bundle - unet.state_dict().keys())
-    if missing or unexpected:  # the test's bundle must be exactly the official layout
+    if missing or unexpected:  # the bundle must be exactly the official layout
         sys.exit(f"the bundle is not the official layout: missing {missing[:3]}, unexpected {unexpected[:3]}")
     image_encoder = CLIPVisionModelWithProjection.from_pretrained(str(work / "image_encoder"))
     image_proj_model = Resampler(dim=768, depth=4, dim_head=64, heads=12, num_queries=16,
@@ -66,10 +63,21 @@ def main(work: Path) -> None:
     image_proj_model.load_state_dict(torch.load(work / "ip-adapter-plus_sd15.bin", "cpu")["image_proj"], strict=True)
     from diffusers import DDIMScheduler
     tokenizer, text_encoder = tiny_text_side(work)
-    pipe = I2VIPAdapterPipeline(vae=decoder_only_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                scheduler=DDIMScheduler(**OmegaConf.to_container(config.noise_scheduler_kwargs)))
+    scheduler = DDIMScheduler(**OmegaConf.to_container(config.noise_scheduler_kwargs))
+    pipe = I2VIPAdapterPipeline(vae=vae or decoder_only_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
+                                unet=unet, scheduler=scheduler)
     pipe = load_weights(pipe, i2v_module_path=str(work / "i2v_module.pth"))
     print(f"official UNet loaded: {len(bundle)} bundle tensors, branch from i2v_module.pth", flush=True)
+    # diffusers 0.11's pipeline .to() takes one argument, as inference.py calls it
+    return pipe.to(dtype).to(device), image_encoder.to(device, dtype), image_proj_model.to(device, dtype)
+
+
+def main(work: Path) -> None:
+    torch.set_grad_enabled(False)
+    spec = json.loads((work / "spec.json").read_text())
+    inputs = load_file(str(work / "inputs.safetensors"))
+    pipe, image_encoder, image_proj_model = official_pipeline(work, Path(spec["official"]))  # fp32 on the CPU
+    unet = pipe.unet
 
     image = CLIPImageProcessor()(images=Image.open(work / "image.png").convert("RGB"), return_tensors="pt").pixel_values
     cond_tokens = image_proj_model(image_encoder(image, output_hidden_states=True).hidden_states[-2])

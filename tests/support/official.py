@@ -37,9 +37,10 @@ def sd15_unet_config() -> dict:
             **{k: list(v) if isinstance(v, tuple) else v for k, v in SD15_UNET.items()}}
 
 
-def official_bundle(checkpoint: Path, motion_module: dict, ip_adapter: dict) -> dict[str, torch.Tensor]:
-    """animatediff_v15_v1_ipplus.pth's layout: the checkpoint's UNet in diffusers names (diffusers' own single-file
-    conversion), AnimateDiff v1 motion modules and the IP-Adapter's attn2.to_k_ip/to_v_ip, under UNet paths."""
+def official_bundle(checkpoint: dict, motion_module: dict, ip_adapter: dict) -> dict[str, torch.Tensor]:
+    """animatediff_v15_v1_ipplus.pth's layout: the UNet of an SD1.5 checkpoint's tensors in diffusers names (diffusers'
+    own single-file conversion), AnimateDiff v1 motion modules and the IP-Adapter's attn2.to_k_ip/to_v_ip, under
+    UNet paths."""
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
@@ -49,7 +50,7 @@ def official_bundle(checkpoint: Path, motion_module: dict, ip_adapter: dict) -> 
 
     with init_empty_weights():
         config = dict(UNet2DConditionModel(**SD15_UNET).config)
-    unet = convert_ldm_unet_checkpoint(load_file(str(checkpoint)), config)
+    unet = convert_ldm_unet_checkpoint(checkpoint, config)
     paths = [path for path, _ in cross_attention_layers(SD15)]
     ip = {f"{paths[(int(k.split('.')[1]) - 1) // 2]}.{k.split('.', 2)[2]}": v
           for k, v in ip_adapter.items() if k.startswith("ip_adapter.")}
@@ -73,9 +74,17 @@ def write_official_layout(work: Path, bundle: dict, adapter_state: dict, ip_adap
 def run_official(work: Path, checkout: Path, python: Path, inputs: dict, spec: dict, timeout: float = 1800) -> dict:
     save_file({k: v.contiguous() for k, v in inputs.items()}, str(work / "inputs.safetensors"))
     (work / "spec.json").write_text(json.dumps({**spec, "official": str(checkout)}))
-    environment = {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([str(python), str(RUNNER), str(work)], cwd=checkout, env=environment,
+    run_in_official_environment(RUNNER, work, checkout, python, timeout, gpu=False)
+    return load_file(str(work / "official.safetensors"))
+
+
+def run_in_official_environment(script: Path, work: Path, checkout: Path, python: Path, timeout: float,
+                                gpu: bool) -> None:
+    """`python script work` with the official checkout on the path, offline, on the CPU unless `gpu`."""
+    environment = {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1"}
+    if not gpu:
+        environment["CUDA_VISIBLE_DEVICES"] = ""
+    result = subprocess.run([str(python), str(script), str(work)], cwd=checkout, env=environment,
                             capture_output=True, text=True, timeout=timeout)
     if result.returncode:
         raise RuntimeError(f"the official code failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return load_file(str(work / "official.safetensors"))
