@@ -10,6 +10,7 @@ from .temporal_layer_nodes import ApplyLookBackLayers, ApplyMotionModule, LoadLo
 from .state_decomposition_nodes import DecomposePromptIntoStates, LoadVisionLanguageModel
 from .video_continuation import JoinClips, LastFrame
 from .video_latent import I2VVideoLatent
+from .video_metrics_nodes import LoadOpticalFlowModel, VideoMetrics
 
 
 class I2VAdapterExtension(ComfyExtension):
@@ -17,4 +18,5 @@ class I2VAdapterExtension(ComfyExtension):
         return [LoadI2VAdapter, ApplyI2VAdapter, I2VVideoLatent, LoadContentAdapter, ApplyContentAdapter,
                 LoadMotionModule, ApplyMotionModule, LoadLookBackLayers, ApplyLookBackLayers,
                 FrameSimilarityPrior, ColourMatch, AnchorLatentColour,
-                LoadVisionLanguageModel, DecomposePromptIntoStates, LoadDQFormer, ApplyDQFormer, LastFrame, JoinClips]
+                LoadVisionLanguageModel, DecomposePromptIntoStates, LoadDQFormer, ApplyDQFormer, LastFrame, JoinClips,
+                LoadOpticalFlowModel, VideoMetrics]

@@ -8,6 +8,7 @@ MOTION_MODULES = "animatediff_models"  # the folder AnimateDiff-Evolved users al
 LOOK_BACK = "look_back"
 IPADAPTER = "ipadapter"  # the folder ComfyUI_IPAdapter_plus users already have
 DQFORMER = "dqformer"
+OPTICAL_FLOW = "optical_flow"  # torchvision RAFT weights, for I2V Video Metrics
 LLM = "LLM"  # Hugging Face model folders (one sub-folder per model), the folder other VLM packs use too
 WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pth", ".pt", ".ckpt", ".bin"}
 
@@ -41,5 +42,6 @@ register_model_folder(MOTION_MODULES, WEIGHT_EXTENSIONS)
 register_model_folder(LOOK_BACK, WEIGHT_EXTENSIONS)
 register_model_folder(IPADAPTER, WEIGHT_EXTENSIONS)
 register_model_folder(DQFORMER, WEIGHT_EXTENSIONS)
+register_model_folder(OPTICAL_FLOW, WEIGHT_EXTENSIONS)
 # Shared with other packs: added as a path only, keeping whatever extensions they registered.
 folder_paths.add_model_folder_path(LLM, os.path.join(folder_paths.models_dir, LLM))
