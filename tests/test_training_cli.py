@@ -121,6 +121,8 @@ def test_a_missing_base_and_a_missing_data_folder(capsys, inputs):
     assert (code, err.strip()) == (1, f"error: --base {inputs / 'absent.safetensors'} does not exist")
     code, err = run(capsys, inputs, data="absent")
     assert (code, err.strip()) == (1, f"error: --data {inputs / 'absent'} does not exist")
+    code, err = run(capsys, inputs, "--validate-every", "1", "--validate-optical-flow", str(inputs / "raft.pth"))
+    assert (code, err.strip()) == (1, f"error: --validate-optical-flow {inputs / 'raft.pth'} does not exist")
 
 
 def test_both_modules_train_whichever_order_train_lists_them(inputs):
@@ -160,6 +162,9 @@ def test_both_modules_train_whichever_order_train_lists_them(inputs):
     ("--caption-dropout", "1.5", "--caption-dropout 1.5 must be between 0 and 1 (the share of clips trained with "
                                  "the empty caption; 0.1 by default)"),
     ("--caption-dropout", "-0.1", "--caption-dropout -0.1 must be between 0 and 1"),
+    ("--validate-every", "-1", "--validate-every -1 must be at least 0 (steps between validations; 0: never)"),
+    ("--validate-steps", "0", "--validate-steps 0 must be at least 1 (DDIM steps of the validation samples)"),
+    ("--validate-cfg", "-2", "--validate-cfg -2.0 must be 0 or more (1: no guidance)"),
 ])
 def test_numeric_flags_out_of_range_are_refused_before_any_file_is_read(capsys, inputs, flag, value, message):
     code, err = run(capsys, inputs, flag, value, base="absent.safetensors")  # a base read first would say so
@@ -232,3 +237,34 @@ def test_the_dqformer_needs_an_instruction_per_video(capsys, inputs):
                            ("instructions.csv", 'give an "instruction" column')):
         code, err = run(capsys, inputs, "--train", "dqformer", "--vlm", str(inputs), data=data)
         assert code == 1 and "--train dqformer needs an instruction per video" in err and expected in err, err
+
+
+def test_init_from_takes_several_files_and_refuses_a_wrong_one_before_any_model_loads(capsys, inputs):
+    from comfyui_i2v_adapter.kernels.look_back import LookBackLayers
+    from comfyui_i2v_adapter.kernels.look_back_file import write_look_back
+    from comfyui_i2v_adapter.tests.test_training_init_from import official_layout_file
+
+    p = parser()
+    args = p.parse_args(["--base", "sd15.safetensors", "--data", "videos", "--out", str(inputs / "out/a.safetensors"),
+                         "--init-from", "a.pth", "--init-from", "b.safetensors", "c.safetensors"])
+    assert config_from(p, args).init_from == (Path("a.pth"), Path("b.safetensors"), Path("c.safetensors"))
+    write_look_back(inputs / "lb.safetensors", LookBackLayers(SD15))
+    code, err = run(capsys, inputs, "--init-from", str(inputs / "lb.safetensors"))
+    assert code == 1 and ("error: --init-from lb.safetensors is look-back layers, but this run trains only "
+                          "i2v_adapter: add look_back to --train, or leave the file out") in err
+    official_layout_file(inputs / "i2v_module.pth", SDXL)
+    code, err = run(capsys, inputs, "--init-from", str(inputs / "i2v_module.pth"))
+    assert code == 1 and ("--init-from i2v_module.pth is an I2V-Adapter for SDXL, but the base is SD1.5: use a file "
+                          "made for SD1.5") in err
+    code, err = run(capsys, inputs, "--init-from", str(inputs / "absent.pth"))
+    assert code == 1 and f"--init-from {inputs / 'absent.pth'} does not exist" in err
+
+
+def test_the_validation_flags_reach_the_run(inputs):
+    from comfyui_i2v_adapter.training.validation import ValidationSettings
+
+    p = parser()
+    args = p.parse_args(["--base", "sd15.safetensors", "--data", "videos", "--out", str(inputs / "out/a.safetensors"),
+                         "--validate-every", "50", "--validate-clips", "3", "--validate-steps", "20",
+                         "--validate-cfg", "7.5", "--report-to", "tensorboard"])
+    assert config_from(p, args).validation == ValidationSettings(50, 3, 20, 7.5, "tensorboard")

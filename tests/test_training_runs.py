@@ -16,6 +16,7 @@ from comfyui_i2v_adapter.training.demo import demo_config
 from comfyui_i2v_adapter.training.tiny_base import tiny_base
 from comfyui_i2v_adapter.training.tiny_world import SyntheticClips
 from comfyui_i2v_adapter.training.trainer import TrainingDiverged, build_video_unet, train
+from comfyui_i2v_adapter.training.validation import ValidationSettings
 
 FRAMES = 8
 
@@ -107,16 +108,21 @@ def broken_frames_after_read_4(read, clip):
         clip.pixels[:, :, 3:9, 3:9] = float("nan")
 
 
-def test_ctrl_c_then_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("validation", [ValidationSettings(), ValidationSettings(every=2, clips=1, steps=2)],
+                         ids=["plain", "validating"])
+def test_ctrl_c_then_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, validation):
     """Ctrl-C during step 3 finishes that step, checkpoints it and stops; --resume latest then gives the losses and
-    the file of a run that never stopped, bit for bit."""
-    straight = train(config(tmp_path / "straight", steps=6), tiny_base(), SyntheticClips(16, FRAMES, 32), log=quiet)
+    the file of a run that never stopped, bit for bit. Validating every 2 steps changes none of it (its reads of the
+    world, at step 2, are where the Ctrl-C then comes)."""
+    straight = train(config(tmp_path / "straight", steps=6, validation=validation), tiny_base(),
+                     SyntheticClips(16, FRAMES, 32), log=quiet)
     with pytest.raises(KeyboardInterrupt, match="stopped at step 3; checkpoint .*checkpoint-00000003: continue with "
                                                 "--resume latest"):
-        train(config(tmp_path / "resumed", steps=6), tiny_base(), WorldWithEvent(ctrl_c_at_read_5), log=quiet)
+        train(config(tmp_path / "resumed", steps=6, validation=validation), tiny_base(),
+              WorldWithEvent(ctrl_c_at_read_5), log=quiet)
     with pytest.raises(ValueError, match="already holds checkpoints .*continue that run with --resume latest"):
         train(config(tmp_path / "resumed", steps=6), tiny_base(), SyntheticClips(16, FRAMES, 32), log=quiet)
-    resumed = train(config(tmp_path / "resumed", steps=6, resume="latest"), tiny_base(),
+    resumed = train(config(tmp_path / "resumed", steps=6, resume="latest", validation=validation), tiny_base(),
                     SyntheticClips(16, FRAMES, 32), log=quiet)
     assert [step for step, _ in resumed.losses] == [4, 5, 6]
     assert resumed.losses == straight.losses[3:]

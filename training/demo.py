@@ -15,6 +15,7 @@ from .instruction_features import TextEncoderFeatures
 from .tiny_base import fit_tiny_base, tiny_base
 from .tiny_world import SyntheticClips
 from .trainer import TrainConfig, build_video_unet, train
+from .validation import ValidationSettings
 from .video_unet import VideoUNet
 
 FRAMES, SIZE = 8, 32
@@ -32,13 +33,15 @@ class DemoResult:
     outputs: dict[str, Path]
 
 
-def demo_config(folder: Path, train: tuple[str, ...], steps: int, resume: str | None, progress: bool) -> TrainConfig:
+def demo_config(folder: Path, train: tuple[str, ...], steps: int, resume: str | None, progress: bool,
+                init_from: tuple[Path, ...] = ()) -> TrainConfig:
     names = {what: f"{what}_tiny_demo.safetensors" for what in train}
     return TrainConfig(train=train, outputs={k: folder / names[k] for k in train}, run_dir=folder / "run",
                        frames=FRAMES, stride=1, width=SIZE, height=SIZE, steps=steps, batch_size=4,
                        learning_rate=DQFORMER_LEARNING_RATE if "dqformer" in train else 1e-2, caption_dropout=0.1, workers=0, checkpoint_every=50, resume=resume,
                        look_back=dict(depth=3, kernel=3, adapter_kernel=3, dense=False), save_dtype="fp32",
-                       dqformer=dict(width=64, layers=2, heads=4, queries=16), progress=progress)
+                       dqformer=dict(width=64, layers=2, heads=4, queries=16), progress=progress,
+                       init_from=init_from)
 
 
 def trained_model(base, outputs: dict[str, Path]) -> VideoUNet:
@@ -74,7 +77,7 @@ def train_and_compare(base, world, held_out, config: TrainConfig, log=print) -> 
     identity.remove()
     log(f"2/3 training {' and '.join(config.train)} on {FRAMES}-frame clips ({config.steps} steps, checkpoints in "
         f"{config.run_dir})")
-    result = train(config, base, world, features=features)
+    result = train(config, base, world, features=features, validation_clips=held_out)
     model = trained_model(base, result.outputs)
     trained, swapped = loss(model), loss(model, swap=True)
     model.remove()
@@ -92,10 +95,12 @@ def demo_steps(train_what: tuple[str, ...]) -> int:
 
 
 def run_demo(folder: Path = DEMO_FOLDER, train_what: tuple[str, ...] = ("i2v_adapter",), steps: int | None = None,
-             resume: str | None = None, progress: bool = True, log=print) -> DemoResult:
+             resume: str | None = None, progress: bool = True, init_from: tuple[Path, ...] = (),
+             validation: ValidationSettings = ValidationSettings(), log=print) -> DemoResult:
     folder.mkdir(parents=True, exist_ok=True)
     base, world, held_out = demo_world(log=log, instructed="dqformer" in train_what)
-    config = demo_config(folder, train_what, steps or demo_steps(train_what), resume, progress)
+    config = demo_config(folder, train_what, steps or demo_steps(train_what), resume, progress, init_from)
+    config.validation = validation
     if resume is None:
         shutil.rmtree(config.run_dir, ignore_errors=True)  # the demonstration's own previous run
     result = train_and_compare(base, world, held_out, config, log)

@@ -54,6 +54,14 @@ class PatchVAE(nn.Module):
         log_variance = torch.full_like(mean, -30.0)
         return SimpleNamespace(latent_dist=DiagonalGaussianDistribution(torch.cat([mean, log_variance], 1)))
 
+    def decode(self, latents: torch.Tensor) -> SimpleNamespace:
+        """The least-squares patches of the latents (the projection keeps 4 of each patch's 48 numbers): blurry, but
+        enough to look at the demonstration's samples."""
+        weight = self.project.weight.flatten(1)  # [4, 48]
+        patches = torch.linalg.pinv(weight.double()).float().T  # [4, 48]
+        shifted = latents - self.project.bias.view(1, -1, 1, 1)
+        return SimpleNamespace(sample=F.conv_transpose2d(shifted, patches.view(4, 3, PATCH, PATCH), stride=PATCH))
+
 
 def tiny_base(seed: int = 0) -> BaseModel:
     with torch.random.fork_rng(devices=[]):

@@ -26,8 +26,10 @@ from comfyui_i2v_adapter.kernels.tensor_files import FileFormatError  # noqa: E4
 from comfyui_i2v_adapter.training.base_checkpoint import base_family, load_base, tensor_shapes  # noqa: E402
 from comfyui_i2v_adapter.training.demo import DEMO_FOLDER, DEMO_STEPS, DQFORMER_DEMO_STEPS, run_demo  # noqa: E402
 from comfyui_i2v_adapter.training.image_conditioning import load_image_conditioning  # noqa: E402
+from comfyui_i2v_adapter.training.initial_weights import initial_weights  # noqa: E402
 from comfyui_i2v_adapter.training.instruction_features import VisionLanguageFeatures  # noqa: E402
 from comfyui_i2v_adapter.training.trainer import TRAINABLE, TrainConfig, TrainingDiverged, train  # noqa: E402
+from comfyui_i2v_adapter.training.validation import ValidationSettings  # noqa: E402
 from comfyui_i2v_adapter.training.video_clips import ClipShape, NoUsableVideos, VideoClips  # noqa: E402
 from comfyui_i2v_adapter.training.video_sources import list_videos, require_instructions  # noqa: E402
 
@@ -105,11 +107,31 @@ def parser() -> argparse.ArgumentParser:
     add("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     add("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
     add("--resume", help="'latest' or a checkpoint folder")
+    add("--init-from", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
+        help="start the trained parts from these files (weights only, at step 0, with a fresh optimizer): the "
+             "official i2v_module.pth, an I2V-Adapter, look-back layers or a DQFormer file, one per part")
     add("--look-back-depth", type=int, default=5, help="frames the look-back window spans, itself included")
     add("--look-back-kernel", type=int, default=5, help="spatial kernel of the look-back convolution (odd)")
     add("--look-back-adapter-kernel", type=int, default=3, help="kernel of the depth-wise 3D adapter (odd)")
     add("--look-back-dense", action="store_true", help="full channel-mixing look-back convolution (125·n² parameters "
                                                        "per layer at 5×5×5) instead of per channel")
+    add("--validate-every", type=int, default=0, help="every N steps (and at the end) sample --validate-clips videos "
+                                                      "from their first frame and caption into <run dir>/validation/ "
+                                                      "and log their held-out loss; 0: never")
+    add("--validation-data", type=Path, help="the clips --validate-every samples, in --data's formats (default: the "
+                                             "first videos of --data, which the run also trains on)")
+    add("--validate-clips", type=int, default=2, help="videos sampled at each validation")
+    add("--validate-steps", type=int, default=10, help="DDIM steps of the validation samples")
+    add("--validate-cfg", type=float, default=5.0, help="classifier-free guidance scale of the validation samples")
+    add("--validate-clip-vision", type=Path, metavar="FOLDER",
+        help="a Hugging Face CLIP vision folder (e.g. h94/IP-Adapter's models/image_encoder): the validation videos' "
+             "CLIPTemp and ISIM")
+    add("--validate-optical-flow", type=Path, metavar="FILE",
+        help="torchvision RAFT weights (raft_large_C_T_SKHT_V2-ff5fadd5.pth, docs/metrics.md): the validation "
+             "videos' FlowScore and WarpingError")
+    add("--report-to", choices=["none", "tensorboard", "wandb"], default="none",
+        help="accelerate's tracker for the loss, learning rate and validation scalars (tensorboard: <run dir>/"
+             "train_adapter/; needs the tensorboard or wandb package)")
     add("--save-dtype", choices=["fp16", "bf16", "fp32"], default="fp16", help="dtype of the written file")
     add("--no-progress", action="store_true", help="no progress bars (logs only)")
     return p
@@ -153,6 +175,9 @@ _AT_LEAST = {
     "dqformer_heads": (1, "attention heads"),
     "dqformer_queries": (1, "condition tokens"),
     "log_every": (1, "steps between reads of the loss on the host"),
+    "validate_every": (0, "steps between validations; 0: never"),
+    "validate_clips": (1, "videos sampled at each validation"),
+    "validate_steps": (1, "DDIM steps of the validation samples"),
 }
 
 
@@ -180,6 +205,8 @@ def _check_numbers(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
         p.error(f"--dqformer-width {args.dqformer_width} must split into --dqformer-heads {args.dqformer_heads}")
     if not (math.isfinite(args.state_blend) and args.state_blend >= 0):
         p.error(f"--state-blend {args.state_blend} must be 0 or more (frames of cross-fade; 0 cuts hard)")
+    if not (math.isfinite(args.validate_cfg) and args.validate_cfg >= 0):
+        p.error(f"--validate-cfg {args.validate_cfg} must be 0 or more (1: no guidance)")
     if not 0 <= args.caption_dropout <= 1:
         p.error(f"--caption-dropout {args.caption_dropout} must be between 0 and 1 (the share of clips trained with "
                 f"the empty caption; {p.get_default('caption_dropout')} by default)")
@@ -212,6 +239,8 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
     if "dqformer" in train_what and args.vlm is None:
         p.error("--train dqformer needs --vlm: the vision-language model folder whose hidden states it reads (the one "
                 "Load Vision-Language Model will use)")
+    if args.validate_every and "dqformer" in train_what:
+        p.error("--validate-every does not sample with --train dqformer yet: leave it out")
     if args.frames < 2 or args.stride < 1:
         p.error(f"--frames must be at least 2 (frame 0 is the reference) and --stride at least 1; got {args.frames} "
                 f"and {args.stride}")
@@ -237,7 +266,13 @@ def config_from(p: argparse.ArgumentParser, args: argparse.Namespace) -> TrainCo
                        adapter_kernel=args.look_back_adapter_kernel, dense=args.look_back_dense),
         dqformer=dict(width=args.dqformer_width, layers=args.dqformer_layers, heads=args.dqformer_heads,
                       queries=args.dqformer_queries), state_blend=args.state_blend,
-        save_dtype=args.save_dtype, progress=not args.no_progress)
+        init_from=tuple(args.init_from), validation=_validation(args), save_dtype=args.save_dtype,
+        progress=not args.no_progress)
+
+
+def _validation(args: argparse.Namespace) -> ValidationSettings:
+    return ValidationSettings(args.validate_every, args.validate_clips, args.validate_steps, args.validate_cfg,
+                              args.report_to, args.validate_clip_vision, args.validate_optical_flow)
 
 
 def _cuda() -> bool:
@@ -256,11 +291,15 @@ def _mixed_precision(choice: str) -> str:
 
 
 def prepare(config: TrainConfig, args: argparse.Namespace):
-    """(clips, motion module, Content-Adapter conditioning, the DQFormer's vision-language model) after checking that
-    the base, the motion module, the Content-Adapter and the videos fit together; sets the noise schedule and
-    GroupNorm they imply."""
+    """(clips, the --validation-data clips or None, motion module, Content-Adapter conditioning, the DQFormer's
+    vision-language model) after checking that the base, the motion module, the Content-Adapter and the videos fit
+    together; sets the noise schedule and GroupNorm they imply."""
     if not args.base.is_file():
         raise FileNotFoundError(f"--base {args.base} does not exist")
+    for flag, path in (("--validate-clip-vision", args.validate_clip_vision),
+                       ("--validate-optical-flow", args.validate_optical_flow)):
+        if path is not None and not path.exists():  # found now, not at the first validation
+            raise FileNotFoundError(f"{flag} {path} does not exist")
     family = base_family(tensor_shapes(args.base), args.base.name)
     motion = None
     if args.motion_module is not None:
@@ -272,6 +311,7 @@ def prepare(config: TrainConfig, args: argparse.Namespace):
         if config.frames > motion.max_frames:
             raise ValueError(f"--frames {config.frames} is more than --motion-module {args.motion_module.name} "
                              f"handles ({motion.max_frames}, its position encoding's length)")
+    initial_weights(config, family)  # before any model loads (the DQFormer's width is checked once the VLM has)
     config.noise_schedule = _noise_schedule(args, motion)
     config.group_norm_across_frames = args.groupnorm == "across-frames" or (
         args.groupnorm == AUTOSELECT and motion is not None and motion.version == "v1")
@@ -293,7 +333,9 @@ def prepare(config: TrainConfig, args: argparse.Namespace):
     shape = ClipShape(config.frames, config.stride, config.width, config.height)
     clips = VideoClips(entries, shape, str(args.data), progress=config.progress)
     print(clips.report())
-    return clips, motion, image, features
+    held_out = None if args.validation_data is None else VideoClips(
+        list_videos(args.validation_data)[0], shape, str(args.validation_data), progress=config.progress)
+    return clips, held_out, motion, image, features
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,17 +347,17 @@ def main(argv: list[str] | None = None) -> int:
             folder = args.out.parent if args.out else DEMO_FOLDER
             _check_numbers(p, args)
             run_demo(folder, _what_trains(args), steps=args.steps, resume=args.resume,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, init_from=tuple(args.init_from), validation=_validation(args))
             return 0
         config = config_from(p, args)
-        clips, motion, image, features = prepare(config, args)
+        clips, held_out, motion, image, features = prepare(config, args)
         base = load_base(args.base, args.tokenizer)
         print(f"training {' and '.join(config.train)} on {base.family.label} {args.base.name}"
               f"{f' + {motion.version} motion module' if motion else ''}"
               f"{f' + Content-Adapter {image.name}' if image else ''} ({config.noise_schedule.label} noise "
               f"schedule, GroupNorm {'across frames' if config.group_norm_across_frames else 'per frame'}); "
               f"checkpoints in {config.run_dir}")
-        result = train(config, base, clips, motion, image, features)
+        result = train(config, base, clips, motion, image, features, validation_clips=held_out)
     except KeyboardInterrupt as stopped:
         print(f"\n{stopped or 'interrupted'}", file=sys.stderr)
         return 130

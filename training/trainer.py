@@ -29,9 +29,11 @@ from .batches import MicroBatch, MicroBatches, micro_batches
 from .checkpoints import Checkpoints
 from .denoising import draw_noise, noised_video, video_loss
 from .image_conditioning import ImageConditioning
+from .initial_weights import initial_weights, load_initial_weights
 from .latent_cache import cache_clips
 from .seeds import generator as seeded
 from .text_encoders import Conditioning
+from .validation import FirstClips, ValidationSettings, log_videos, validate
 from .video_unet import StateInputs, VideoUNet
 
 TRAINABLE = ("i2v_adapter", "look_back", "dqformer")
@@ -74,6 +76,8 @@ class TrainConfig:
     group_norm_across_frames: bool = False      # AnimateDiff v1's GroupNorm (kernels.frame_group_norm)
     dqformer: dict = field(default_factory=lambda: dict(width=1024, layers=2, heads=8, queries=77))  # AID's Table 8
     state_blend: float = 2.0                    # frames over which a state's tokens fade into the next's
+    init_from: tuple[Path, ...] = ()            # files the trained parts start from (training/initial_weights.py)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)  # --validate-every, --report-to
 
 
 @dataclass
@@ -220,18 +224,28 @@ def _write_outputs(model: VideoUNet, base: BaseModel, config: TrainConfig, motio
 
 
 def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile | None = None,
-          image: ImageConditioning | None = None, features=None, log=tqdm.write) -> TrainingResult:
+          image: ImageConditioning | None = None, features=None, log=tqdm.write,
+          validation_clips=None) -> TrainingResult:
     """Train on `clips` (VideoClips or SyntheticClips) and write config.outputs; returns the loss per step. `image`:
     the frozen Content-Adapter, when the base has one; `features`: the DQFormer's frozen vision-language model
-    (training/instruction_features.py), when the DQFormer trains (its clips are always cached)."""
+    (training/instruction_features.py), when the DQFormer trains (its clips are always cached);
+    `validation_clips`: what --validate-every samples (default: the first clips of `clips`)."""
+    checked = config.validation
+    if checked.every and "dqformer" in config.train:
+        raise ValueError("--validate-every does not sample with --train dqformer yet (the samples would need the "
+                         "vision-language model's states of each clip): leave it out")
+    trackers = None if checked.report_to == "none" else checked.report_to
     accelerator = Accelerator(mixed_precision=config.mixed_precision,
-                              gradient_accumulation_steps=config.gradient_accumulation)
+                              gradient_accumulation_steps=config.gradient_accumulation, log_with=trackers,
+                              project_dir=config.run_dir)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
     device, dtype = accelerator.device, DTYPES[config.mixed_precision]
     if ("dqformer" in config.train) != (features is not None):
         raise ValueError("the DQFormer trains on a vision-language model's features, and only it needs them")
+    starts = initial_weights(config, base.family, features)
     video_unet = build_video_unet(base, config, motion, image, features)
     try:
+        load_initial_weights(video_unet, starts, log)
         # SDXL's VAE overflows in fp16; the frozen parts run in the mixed-precision dtype, the trained ones in fp32.
         base.to(device, dtype, vae_dtype=torch.float32 if base.family is SDXL and dtype == torch.float16 else None)
         for name in config.train:
@@ -262,6 +276,13 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                 start = checkpoints.load(last_saved)["step"]
                 log(f"resumed from {last_saved} at step {start}")
 
+        validation_clips = FirstClips(clips if validation_clips is None else validation_clips, checked.clips)
+        measures = checked.metrics() if checked.every and accelerator.is_main_process else None
+        if trackers:
+            accelerator.init_trackers("train_adapter", config={
+                "train": "+".join(config.train), "steps": config.steps, "learning_rate": config.learning_rate,
+                "batch_size": config.batch_size, "frames": config.frames,
+                "resolution": f"{config.width}x{config.height}"})
         empty, empty_image = None, image.unconditional_tokens() if image else None
         if config.cache_latents or features is not None:
             key = {"base": base.name, "frames": config.frames, "stride": config.stride,
@@ -324,7 +345,8 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                 bar.update()
                 saving = done % config.checkpoint_every == 0 or done == config.steps
                 stopping = stop.requested if accelerator.num_processes == 1 else False
-                if not (saving or stopping or done % config.log_every == 0):
+                validating = checked.due(done, config.steps)
+                if not (saving or stopping or validating or done % config.log_every == 0):
                     continue
                 if accelerator.num_processes > 1:  # every process stops at the same step
                     stopping = bool(accelerator.reduce(torch.tensor(float(stop.requested), device=device),
@@ -340,6 +362,7 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                         with log_file.open("a") as f:
                             f.write(json.dumps({"step": at, "loss": value, "lr": lr,
                                                 "seconds": round(step_seconds[-1], 4)}) + "\n")
+                    accelerator.log({"train/loss": value, "train/learning_rate": lr}, step=at)
                     smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
                 pending, read_at = [], now
                 clips_per_second = (done - start) * accumulation * config.batch_size * accelerator.num_processes / (
@@ -347,6 +370,8 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
                 bar.set_postfix(loss=f"{smoothed:.4f}", clips_s=f"{clips_per_second:.2f}")
                 if saving or stopping:
                     last_saved = checkpoints.save(done, done * accumulation, {"loss": values[-1]})
+                if validating:
+                    _validate(video_unet, base, image, validation_clips, config, done, accelerator, log, measures)
                 if stopping:
                     bar.close()
                     raise KeyboardInterrupt(f"stopped at step {done}; checkpoint {last_saved}: continue with "
@@ -355,9 +380,23 @@ def train(config: TrainConfig, base: BaseModel, clips, motion: MotionModuleFile 
         if main:
             _write_outputs(video_unet, base, config, motion, image, features, config.steps)
         accelerator.wait_for_everyone()
+        accelerator.end_training()
         return TrainingResult(losses, step_seconds, {name: config.outputs[name] for name in config.train}, skipped)
     finally:
         video_unet.remove()
+
+
+def _validate(model: VideoUNet, base: BaseModel, image, clips, config: TrainConfig, step: int, accelerator,
+              log, metrics) -> None:
+    """Only the main process samples (on the unwrapped model); the others wait for it."""
+    if accelerator.is_main_process:
+        with accelerator.autocast():
+            scalars, videos = validate(model, base, image, clips, config, step, accelerator.device, metrics)
+        accelerator.log(scalars, step=step)
+        log_videos(accelerator, videos, step)
+        shown = "".join(f", {name.split('/')[-1].replace('_', ' ')} {value:.4f}" for name, value in scalars.items())
+        log(f"validation at step {step}: {len(clips)} videos in {config.run_dir / 'validation'}{shown}")
+    accelerator.wait_for_everyone()
 
 
 def _diverged(step: int, value: float, checkpoints: Checkpoints) -> str:
