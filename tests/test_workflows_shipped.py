@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from comfyui_i2v_adapter.tests.support.workflow import CONTROL_VALUES, FRONTEND_ONLY, widget_slots
+from comfyui_i2v_adapter.evaluation.workflow_api import CONTROL_VALUES, FRONTEND_ONLY, widget_slots
 from comfyui_i2v_adapter.tests.support.workflows import WORKFLOWS
 
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
@@ -23,11 +23,13 @@ LOADER_FOLDERS = {"CheckpointLoaderSimple": {"ckpt_name": "checkpoints"},
                   "I2V_LoadContentAdapter": {"ipadapter_name": "ipadapter", "attention_weights": "animatediff_models"},
                   "I2V_LoadLookBack": {"look_back_name": "look_back"},
                   "I2V_LoadVisionLanguageModel": {"model_folder": "LLM"},
-                  "I2V_LoadDQFormer": {"dqformer_name": "dqformer"}}
+                  "I2V_LoadDQFormer": {"dqformer_name": "dqformer"},
+                  "I2V_LoadOpticalFlowModel": {"optical_flow_name": "optical_flow"}}
 # Files no single URL serves: the Note must say where they come from instead.
 NO_DOWNLOAD = {("I2V_LoadLookBack", "look_back_name"): "--train look_back",
                ("I2V_LoadVisionLanguageModel", "model_folder"): "models/LLM/",
-               ("I2V_LoadDQFormer", "dqformer_name"): "--train dqformer"}
+               ("I2V_LoadDQFormer", "dqformer_name"): "--train dqformer",
+               ("I2V_LoadOpticalFlowModel", "optical_flow_name"): "docs/metrics.md"}  # torchvision's own address
 SAME_FILE = "from the IP-Adapter file"  # Load Content-Adapter's attention_weights when the IP-Adapter has them
 
 

@@ -104,7 +104,9 @@ def test_the_node_measures_with_comfyuis_clip_vision_and_the_loaded_raft(flow_fo
                 motion.warping_error]
     assert output.result == pytest.approx(expected, rel=1e-5, abs=1e-6)
     assert 0 < similarity.clip_temp < 1 and motion.flow_score > 0
-    text = output.ui.as_dict()["text"][0]
+    text = output.ui["text"][0]
+    assert output.ui["i2v_metrics"] == [dict(zip(["clip_temp", "isim_first", "isim_average", "isim_decay", "flow_score",
+                                                  "warping_error"], output.result))]
     assert f"CLIPTemp {similarity.clip_temp:.4f}" in text and f"FlowScore {motion.flow_score:.4f} px" in text
     assert next(raft.parameters()).device.type == "cpu"  # on ComfyUI's device for the run only
 
@@ -115,7 +117,7 @@ def test_metrics_whose_model_is_missing_are_nan_and_say_what_to_connect(comfyui)
     frames = pan_frames(2)
     output = VideoMetrics.execute(images=frames, image=frames[:1])
     assert all(math.isnan(value) for value in output.result)
-    text = output.ui.as_dict()["text"][0]
+    text = output.ui["text"][0]
     assert "CLIPTemp, ISIM: not computed (connect clip_vision)" in text
     assert "FlowScore, WarpingError: not computed (connect optical_flow: Load Optical Flow Model)" in text
 

@@ -41,6 +41,7 @@ CONTROLNET_CANNY = Model("control_v11p_sd15_canny_fp16.safetensors",
 VLM_FOLDER = "Qwen2.5-VL-3B-Instruct"
 LOOK_BACK_FILE = "look_back_sd15.safetensors"
 DQFORMER_FILE = "dqformer_sd15_qwen2.5-vl-3b.safetensors"
+RAFT_FILE = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"  # its address is torchvision's own (docs/metrics.md)
 REFERENCE_IMAGE = "reference.png"
 CONTROL_VIDEO = "control.mp4"
 
@@ -721,7 +722,53 @@ VideoHelperSuite's Load Video works as well).
 
 CONTROLNET = controlnet()
 
-GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, DQFORMER, LONG_VIDEO, LOOK_BACK, CONTROLNET]
+
+def metrics() -> Graph:
+    """The official recipe measured by I2V Video Metrics: the graph evaluation/prior_sweep.py runs."""
+    nodes = {**OFFICIAL.nodes,
+             "flow_loader": loader("I2V_LoadOpticalFlowModel", {"optical_flow_name": RAFT_FILE}),
+             "metrics": Node("I2V_VideoMetrics", size=(420, 260)),
+             "save": save_video("i2v_metrics")}
+    links = OFFICIAL.links + [
+        ("colour", "IMAGE", "metrics", "images"), ("image", "IMAGE", "metrics", "image"),
+        ("clip_vision", "CLIP_VISION", "metrics", "clip_vision"),
+        ("flow_loader", "I2V_OPTICAL_FLOW", "metrics", "optical_flow"),
+    ]
+    return Graph(
+        name="i2v_metrics",
+        title="The official recipe, measured",
+        note=f"""The official recipe (`i2v_adapter_official`) with **I2V Video Metrics** on its video: CLIPTemp and \
+ISIM (how close the frames stay to your picture), FlowScore (how much it moves) and WarpingError (how steady the \
+motion is), the numbers the I2V-Adapter and look-back papers report. The node shows them after the run. Use it to \
+compare settings: the Frame Similarity Prior's **t0** and **p** trade motion for stability (the paper's Table 2); \
+`evaluation/prior_sweep.py` runs this graph over both and writes a table and a plot (docs/metrics.md).
+
+**Change first**
+
+1. **Load Image**: your picture; **Prompt**: what it does.
+2. **t0** and **p** of Frame Similarity Prior: lower t0 = steadier, less motion, fewer steps.
+3. Queue: the video is saved in `output/video/`, the numbers are on I2V Video Metrics.
+
+**Files** (the official five and RAFT):
+
+{OFFICIAL_FILES}
+{files_list(f"`{RAFT_FILE}` (torchvision's RAFT, `Raft_Large_Weights.C_T_SKHT_V2`; one command fetches it: "
+            "docs/metrics.md) → `models/optical_flow/`")}
+
+{REFRESH}""",
+        nodes=nodes, links=links,
+        groups=[
+            ("Models", [["checkpoint", "motion_loader", "i2v_loader", "content_loader", "clip_vision",
+                         "flow_loader"]]),
+            ("Conditioning", [["image", "positive", "negative"], ["prior"]]),
+            ("Sampling", [["apply_motion"], ["apply_i2v"], ["apply_content"], ["sampler"]]),
+            ("Output", [["decode"], ["colour"], ["video", "metrics"], ["save"]]),
+        ])
+
+
+METRICS = metrics()
+
+GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, DQFORMER, LONG_VIDEO, LOOK_BACK, CONTROLNET, METRICS]
 
 
 def placeholder_files() -> dict[str, list[str]]:
@@ -733,4 +780,5 @@ def placeholder_files() -> dict[str, list[str]]:
                 folders.setdefault(model.directory, set()).add(model.name)
     folders.setdefault("look_back", set()).add(LOOK_BACK_FILE)
     folders.setdefault("dqformer", set()).add(DQFORMER_FILE)
+    folders.setdefault("optical_flow", set()).add(RAFT_FILE)
     return {k: sorted(v) for k, v in folders.items()}
