@@ -8,6 +8,7 @@ from .frame_similarity_prior import FrameSimilarityPrior
 from .i2v_adapter_nodes import ApplyI2VAdapter, LoadI2VAdapter
 from .temporal_layer_nodes import ApplyLookBackLayers, ApplyMotionModule, LoadLookBackLayers, LoadMotionModule
 from .state_decomposition_nodes import DecomposePromptIntoStates, LoadVisionLanguageModel
+from .two_scale_guidance import TwoScaleGuidance
 from .video_continuation import JoinClips, LastFrame
 from .video_latent import I2VVideoLatent
 from .video_metrics_nodes import LoadOpticalFlowModel, VideoMetrics
@@ -19,4 +20,4 @@ class I2VAdapterExtension(ComfyExtension):
                 LoadMotionModule, ApplyMotionModule, LoadLookBackLayers, ApplyLookBackLayers,
                 FrameSimilarityPrior, ColourMatch, AnchorLatentColour,
                 LoadVisionLanguageModel, DecomposePromptIntoStates, LoadDQFormer, ApplyDQFormer, LastFrame, JoinClips,
-                LoadOpticalFlowModel, VideoMetrics]
+                LoadOpticalFlowModel, VideoMetrics, TwoScaleGuidance]

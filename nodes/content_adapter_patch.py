@@ -4,8 +4,8 @@ projection, as the official release does (attention_overlay).
 
 The image tokens are fixed for a graph, so their keys and values are computed once, when the node runs, for the
 conditional side (the image) and the unconditional side (CLIP of all-zero pixel values, as the official release);
-sampling then costs one small attention per attn2 and no adapter weights on the GPU. A guider's negatives get the
-zero-pixel tokens, every other cond the picture's (cond_roles).
+sampling then costs one small attention per attn2 and no adapter weights on the GPU. Conds without the picture (a
+guider's negatives, cond_roles) get the zero-pixel tokens, the others the picture's.
 """
 import weakref
 
@@ -18,7 +18,7 @@ from comfy.patcher_extension import WrappersMP
 from ..kernels.content_adapter import image_attention
 from ..kernels.content_adapter_file import ContentAdapterFile
 from .attention_overlay import AttentionOverlay
-from .cond_roles import conditional_chunks, record_cond_roles
+from .cond_roles import chunk_roles, record_cond_roles
 from .patch_support import attention_patch_keys, host_attention
 from .unet_families import family_of_model
 
@@ -48,22 +48,22 @@ def image_features(clip_vision, image: torch.Tensor) -> torch.Tensor:
 
 
 class ImageAttention:
-    """One attn2's addition: the image tokens' attention of each chunk's role, the picture's for conditional chunks
-    and zero pixels' for a guider's negatives (cond_roles), scaled by `weight`."""
+    """One attn2's addition: the image tokens' attention of each chunk's role, the picture's for chunks with the
+    picture and zero pixels' for the others (cond_roles), scaled by `weight`."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, weight: float):
         self.keys, self.values, self.weight = keys, values, weight  # [2, tokens, C]: the picture's, zero pixels'
-        self._placed = {}  # (device, dtype, roles) -> keys and values there, one copy per sampling device
+        self._placed = {}  # (device, dtype, pictures) -> keys and values there, one copy per sampling device
 
-    def _for(self, q: torch.Tensor, roles: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        where = (q.device, q.dtype, roles)
+    def _for(self, q: torch.Tensor, pictures: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        where = (q.device, q.dtype, pictures)
         if where not in self._placed:
-            rows = [0 if conditional else 1 for conditional in roles]
+            rows = [0 if picture else 1 for picture in pictures]
             self._placed[where] = (self.keys[rows].to(q), self.values[rows].to(q))
         return self._placed[where]
 
     def __call__(self, q, out, extra_options):
-        keys, values = self._for(q, conditional_chunks(extra_options))
+        keys, values = self._for(q, tuple(role.picture for role in chunk_roles(extra_options)))
         attend = host_attention(extra_options, extra_options["attn_precision"])
         image = image_attention(q, keys, values, extra_options["n_heads"], attend)
         return out.add_(image) if self.weight == 1.0 else out.add_(image, alpha=self.weight)

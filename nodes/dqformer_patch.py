@@ -5,8 +5,8 @@
 with attn2's own frozen key and value projections W_K, W_V (the tokens live in the text embeddings' space, so no
 per-layer weights are needed; a LoRA on them applies) and each frame's tokens T: its state's, blended across the
 state boundaries as the states' CLIP conditioning is. Laid over whatever replace is live in attn2
-(attention_overlay). Every cond but a guider's negatives gets them (cond_roles): the negatives stay the negative
-prompt, as classifier-free guidance on the condition wants.
+(attention_overlay). Every cond with the prompt's role gets them, which is all but a guider's negatives
+(cond_roles): the negatives stay the negative prompt, as classifier-free guidance on the condition wants.
 """
 import torch
 
@@ -16,7 +16,7 @@ from ..kernels.dqformer import frame_tokens
 from ..kernels.dqformer_file import DQFormerFile
 from ..kernels.vlm_io import no_hidden_states
 from .attention_overlay import AttentionOverlay
-from .cond_roles import conditional_chunks, record_cond_roles
+from .cond_roles import chunk_roles, record_cond_roles
 from .patch_support import SharedPatch, attention_layers, chunk_frames, host_attention
 from .unet_families import family_of_model
 from .vlm_answer import DecomposedStates
@@ -32,11 +32,11 @@ class ConditionAttention:
         self.attention, self.tokens, self.weight = attention, tokens, weight
 
     def __call__(self, q, out, extra_options):
-        conditional = conditional_chunks(extra_options)
-        rows = q.shape[0] // len(conditional)
+        texts = [role.text for role in chunk_roles(extra_options)]
+        rows = q.shape[0] // len(texts)
         keys, values = self.tokens.keys_values(self.attention, chunk_frames(extra_options, rows), q)
         attend = host_attention(extra_options, extra_options["attn_precision"])
-        for chunk in (chunk for chunk, yes in enumerate(conditional) if yes):
+        for chunk in (chunk for chunk, text in enumerate(texts) if text):
             part = slice(chunk * rows, (chunk + 1) * rows)
             out[part].add_(attend(q[part], keys, values, extra_options["n_heads"]), alpha=self.weight)
         return out

@@ -5,12 +5,15 @@ every model call (reference_frame), and the adapter weights as an additional mod
 them with the UNet (layer_weights). No core code is replaced, and no attention replace is registered: the branch
 reads attn1's normed input (attn1_patch) and adds its output after attn1's (attn1_output_patch), so whatever
 replaces attn1 itself (PerturbedAttentionGuidance, SelfAttentionGuidance, other packs) runs as it would without us.
-Frame 0's keys and values are attn1's own projections of frame 0's input, computed here for that one frame.
+Frame 0's keys and values are attn1's own projections of frame 0's input, computed here for that one frame. The
+branch runs on every cond, as the official release runs it under CFG, but one a guider names without the picture
+(cond_roles).
 """
 import torch
 
 from ..kernels.adapter_file import AdapterFile
 from ..kernels.first_frame_attention import FirstFrameBranch
+from .cond_roles import chunk_roles, record_cond_roles
 from .layer_weights import add_file_layers, file_layers
 from .noise_schedule_patch import warn_on_other_schedule
 from .patch_support import SharedPatch, attention_layers, frames_per_video, host_attention
@@ -42,8 +45,17 @@ class AddFirstFrameBranch(SharedPatch):
         layer = self.layers.get((*block, extra_options.get("block_index", 0))) if block else None
         if hidden is None or layer is None:
             return n
-        branch, attn1 = layer
         frames = frames_per_video(hidden, extra_options, NODE)
+        branches = [role.first_frame for role in chunk_roles(extra_options)]
+        if all(branches):
+            return self._add(n, hidden, frames, layer, extra_options)
+        # A guider's cond without the picture (Two-Scale Guidance's): its chunk runs attn1 alone.
+        parts = [slice(chunk * frames, (chunk + 1) * frames) for chunk in range(len(branches))]
+        return torch.cat([self._add(n[part], hidden[part], frames, layer, extra_options) if branch else n[part]
+                          for part, branch in zip(parts, branches)])
+
+    def _add(self, n, hidden, frames, layer, extra_options):
+        branch, attn1 = layer
         first = hidden[::frames]
         attend = host_attention(extra_options, extra_options["attn_precision"])
         out = branch(hidden, attn1.to_k(first), attn1.to_v(first), frames, extra_options["n_heads"], attend)
@@ -70,6 +82,7 @@ def apply_i2v_adapter(model, adapter: AdapterFile, reference: torch.Tensor, stre
         add_file_layers(patched, PATCH_KEY, layers)
         patched.set_model_attn1_patch(StashAttn1Input())
         patched.set_model_attn1_output_patch(AddFirstFrameBranch(branches, strength))
+        record_cond_roles(patched)
     pin_reference_frame(patched, reference, NODE)
     warn_on_other_schedule(patched, adapter.noise_schedule, NODE, "this I2V-Adapter")
     return patched

@@ -102,17 +102,18 @@ def test_a_guiders_negatives_get_zero_pixels_and_its_other_conds_the_picture(sd1
 
 
 def test_roles_no_guider_named_follow_comfyuis_cond_uncond_convention(comfyui):
-    from comfyui_i2v_adapter.nodes.cond_roles import NEGATIVE_UUIDS, RecordCondRoles, conditional_chunks
+    from comfyui_i2v_adapter.nodes.cond_roles import CONDITIONAL, NEGATIVE, UUID_ROLES, RecordCondRoles, chunk_roles
 
     def roles_of_call(transformer_options):
         seen = []
-        RecordCondRoles().apply_model(lambda *args: seen.append(conditional_chunks(args[5])), None, None, None, None,
+        RecordCondRoles().apply_model(lambda *args: seen.append(chunk_roles(args[5])), None, None, None, None,
                                       None, transformer_options)
         return seen[0]
-    assert roles_of_call({"cond_or_uncond": [1, 0], "uuids": ["a", "b"]}) == (False, True)
+    assert roles_of_call({"cond_or_uncond": [1, 0], "uuids": ["a", "b"]}) == (NEGATIVE, CONDITIONAL)
     assert roles_of_call({"cond_or_uncond": [0, 1, 2], "uuids": ["n", "m", "p"],
-                          NEGATIVE_UUIDS: {"n": True, "m": False, "p": False}}) == (False, True, True)
-    assert conditional_chunks({"cond_or_uncond": [1, 0]}) == (False, True)  # a call that bypassed apply_model
+                          UUID_ROLES: {"n": NEGATIVE, "m": CONDITIONAL, "p": CONDITIONAL}}) == (NEGATIVE, CONDITIONAL,
+                                                                                              CONDITIONAL)
+    assert chunk_roles({"cond_or_uncond": [1, 0]}) == (NEGATIVE, CONDITIONAL)  # a call that bypassed apply_model
 
 
 def test_the_content_adapter_adds_to_whatever_replace_a_layer_has_in_either_order(sd15, content):

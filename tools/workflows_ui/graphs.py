@@ -766,9 +766,63 @@ compare settings: the Frame Similarity Prior's **t0** and **p** trade motion for
         ])
 
 
+def two_scale_guidance() -> Graph:
+    """The official recipe sampled with AID's two guidance scales (SamplerCustomAdvanced and Two-Scale Guidance)."""
+    nodes = {k: v for k, v in OFFICIAL.nodes.items() if k != "sampler"} | {
+        "guider": Node("I2V_TwoScaleGuidance", {"visual_scale": 1.5, "text_scale": 12.0}),
+        "noise": Node("RandomNoise", {"noise_seed": 42, "control_after_generate": "fixed"}),
+        "sampler_select": Node("KSamplerSelect", {"sampler_name": "ddim"}),
+        "scheduler": Node("BasicScheduler", {"scheduler": "ddim_uniform", "steps": 25, "denoise": 1.0}),
+        "sampler": Node("SamplerCustomAdvanced"),
+        "save": save_video("i2v_two_scale_guidance"),
+    }
+    links = [link for link in OFFICIAL.links if link[2] != "sampler" and link[0] != "sampler"] + [
+        ("apply_content", "MODEL", "guider", "model"), ("positive", "CONDITIONING", "guider", "positive"),
+        ("negative", "CONDITIONING", "guider", "negative"),
+        ("apply_content", "MODEL", "scheduler", "model"), ("prior", "steps", "scheduler", "steps"),
+        ("prior", "denoise", "scheduler", "denoise"),
+        ("noise", "NOISE", "sampler", "noise"), ("guider", "GUIDER", "sampler", "guider"),
+        ("sampler_select", "SAMPLER", "sampler", "sampler"), ("scheduler", "SIGMAS", "sampler", "sigmas"),
+        ("prior", "latent", "sampler", "latent_image"),
+        ("sampler", "output", "decode", "samples"),
+    ]
+    return Graph(
+        name="i2v_two_scale_guidance",
+        title="Two guidance scales: the picture and the prompt (AID)",
+        note=f"""The official recipe (`i2v_adapter_official`) sampled with AID's two guidance scales instead of \
+one CFG: **Two-Scale Guidance (AID)** pushes the video towards your picture by `visual_scale` and towards the \
+prompt by `text_scale` (AID's 1.5 and 12), three model evaluations per step. "The picture" is what the \
+I2V-Adapter and the Content-Adapter add of it; frame 0 stays your picture whatever the scales. \
+`visual_scale` 1 is one CFG at `text_scale`; equal scales are one CFG against a negative without the picture \
+(docs/guidance.md).
+
+**Change first**
+
+1. **Load Image**: your picture; **Prompt**: what it does.
+2. **text_scale**: lower it (7.5 is the official recipe's CFG) where the colours burn; **visual_scale**: higher \
+for a video closer to the picture, 1 to turn it off.
+3. Queue: the video is saved in `output/video/`.
+
+**Files** (the official five):
+
+{OFFICIAL_FILES}
+
+{REFRESH}""",
+        nodes=nodes, links=links,
+        groups=[
+            ("Models", [["checkpoint", "motion_loader", "i2v_loader", "content_loader", "clip_vision"]]),
+            ("Conditioning", [["image", "positive", "negative"], ["prior"]]),
+            ("Sampling", [["apply_motion"], ["apply_i2v"], ["apply_content"],
+                          ["guider", "noise", "sampler_select", "scheduler"], ["sampler"]]),
+            ("Output", [["decode"], ["colour"], ["video"], ["save"]]),
+        ])
+
+
+TWO_SCALE_GUIDANCE = two_scale_guidance()
 METRICS = metrics()
 
-GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, DQFORMER, LONG_VIDEO, LOOK_BACK, CONTROLNET, METRICS]
+GRAPHS = [OFFICIAL, BASIC, ANIMATEDIFF, PRIOR, STATES, DQFORMER, LONG_VIDEO, LOOK_BACK, CONTROLNET, METRICS,
+          TWO_SCALE_GUIDANCE]
 
 
 def placeholder_files() -> dict[str, list[str]]:
