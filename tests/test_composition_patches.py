@@ -5,7 +5,8 @@ these tests look inside the UNet calls."""
 import pytest
 import torch
 
-from comfyui_i2v_adapter.tests.support.graphs import FRAMES, apply_adapter, encode, random_adapter, sample, video_latent
+from comfyui_i2v_adapter.tests.support.graphs import (apply_adapter, cond_outputs, encode, random_adapter, sample,
+                                                     video_latent)
 from comfyui_i2v_adapter.tests.support.images import astronaut
 
 pytestmark = pytest.mark.comfyui
@@ -45,33 +46,6 @@ def with_content(model, content, image=None):
                                        1.0).result[0]
 
 
-def guided_outputs(model, guider_of, latent) -> dict:
-    """The UNet's output of each cond the guider names, on its first call: {name: [frames, ...]}."""
-    import comfy.patcher_extension
-    import comfy.samplers
-
-    outputs, names = {}, {}
-
-    def record(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
-        out = executor(x, timesteps, context, y, control, transformer_options, **kwargs)
-        for chunk, uuid in enumerate(transformer_options["uuids"]):
-            outputs.setdefault(names[uuid], out[chunk * FRAMES:(chunk + 1) * FRAMES].clone())
-        return out
-
-    def roles(executor, *args, **kwargs):
-        names.update({c["uuid"]: name for name, conds in executor.class_obj.conds.items() for c in conds})
-        return executor(*args, **kwargs)
-    probed = model.clone()
-    probed.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "record", record)
-    probed.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "names", roles)
-    guider = guider_of(probed)
-    sigmas = comfy.samplers.calculate_sigmas(probed.get_model_object("model_sampling"), "normal", 2)
-    noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(0))
-    guider.sample(noise, latent["samples"], comfy.samplers.sampler_object("euler"), sigmas,
-                  denoise_mask=latent["noise_mask"], seed=0)
-    return outputs
-
-
 def dual_cfg(clip):
     from comfy_extras.nodes_custom_sampler import DualCFGGuider
     conds = encode(clip, "an astronaut waving"), encode(clip, "an astronaut"), encode(clip, "blurry")
@@ -91,9 +65,9 @@ def test_a_guiders_negatives_get_zero_pixels_and_its_other_conds_the_picture(sd1
     model, clip, vae = sd15
     latent = video_latent(vae)
     make = guider(clip)
-    plain = guided_outputs(model, make, latent)
-    seen = guided_outputs(with_content(model, content), make, latent)
-    flipped = guided_outputs(with_content(model, content, astronaut().flip(2)), make, latent)
+    plain = cond_outputs(model, make, latent)
+    seen = cond_outputs(with_content(model, content), make, latent)
+    flipped = cond_outputs(with_content(model, content, astronaut().flip(2)), make, latent)
     assert seen.keys() == plain.keys() and len(seen) == 3
     for name in seen:
         assert (seen[name] - plain[name]).abs().max() > 1e-4  # the Content-Adapter acts on every cond

@@ -10,25 +10,15 @@ from comfyui_i2v_adapter.kernels.first_frame_attention import I2VAdapter
 from comfyui_i2v_adapter.kernels.look_back import LookBackLayers
 from comfyui_i2v_adapter.kernels.look_back_file import write_look_back
 from comfyui_i2v_adapter.kernels.unet_layout import SD15, TINY
+from comfyui_i2v_adapter.tests.support.training_runs import FRAMES, quiet, run_config
 from comfyui_i2v_adapter.training import trainer
-from comfyui_i2v_adapter.training.demo import demo_config
 from comfyui_i2v_adapter.training.instruction_features import TextEncoderFeatures
 from comfyui_i2v_adapter.training.tiny_base import tiny_base
 from comfyui_i2v_adapter.training.tiny_world import SyntheticClips
 
-FRAMES = 8
 
-
-def config(folder, train_what=("i2v_adapter",), steps=2, **changes):
-    settings = demo_config(folder, train_what, steps, resume=None, progress=False)
-    settings.batch_size, settings.checkpoint_every = 2, 2
-    for name, value in changes.items():
-        setattr(settings, name, value)
-    return settings
-
-
-def quiet(*_):
-    pass
+def config(folder, train_what=("i2v_adapter",), **changes):
+    return run_config(folder, train_what, steps=2, **changes)
 
 
 def official_layout_file(path, family=TINY, seed=3):

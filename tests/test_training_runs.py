@@ -12,25 +12,11 @@ import torch
 from comfyui_i2v_adapter.kernels.adapter_file import read_adapter
 from comfyui_i2v_adapter.kernels.look_back_file import read_look_back
 from comfyui_i2v_adapter.kernels.unet_layout import TINY
-from comfyui_i2v_adapter.training.demo import demo_config
+from comfyui_i2v_adapter.tests.support.training_runs import FRAMES, quiet, run_config as config
 from comfyui_i2v_adapter.training.tiny_base import tiny_base
 from comfyui_i2v_adapter.training.tiny_world import SyntheticClips
 from comfyui_i2v_adapter.training.trainer import TrainingDiverged, build_video_unet, train
 from comfyui_i2v_adapter.training.validation import ValidationSettings
-
-FRAMES = 8
-
-
-def config(folder, train_what=("i2v_adapter",), steps=4, **changes):
-    settings = demo_config(folder, train_what, steps, resume=None, progress=False)
-    settings.batch_size, settings.checkpoint_every = 2, 2
-    for name, value in changes.items():
-        setattr(settings, name, value)
-    return settings
-
-
-def quiet(*_):
-    pass
 
 
 def test_modules_start_as_the_identity(seeded, tmp_path):

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from comfyui_i2v_adapter.kernels.two_scale_guidance import ALL, Predictions, add_text_guidance, predictions_needed
-from comfyui_i2v_adapter.tests.support.graphs import apply_adapter, encode, random_adapter, video_latent
+from comfyui_i2v_adapter.tests.support.graphs import (apply_adapter, cond_outputs, encode, guided_sample, random_adapter,
+                                                     video_latent)
 from comfyui_i2v_adapter.tests.support.images import astronaut
 
 POSITIVE, NEGATIVE = "an astronaut waving", "blurry"
@@ -122,7 +123,6 @@ def core_guider(clip, name, *scales):
 def sampled(model, guider_of, latent, chunks=None, steps=1):
     """What SamplerCustomAdvanced samples (euler, normal); `chunks` collects each UNet call's number of conds."""
     import comfy.patcher_extension
-    import comfy.samplers
 
     if chunks is not None:
         def count(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
@@ -130,33 +130,7 @@ def sampled(model, guider_of, latent, chunks=None, steps=1):
             return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
         model = model.clone()
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "count", count)
-    guider = guider_of(model)
-    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", steps)
-    noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(0))
-    return guider.sample(noise, latent["samples"], comfy.samplers.sampler_object("euler"), sigmas,
-                         denoise_mask=latent.get("noise_mask"), seed=0)
-
-
-def cond_outputs(model, guider_of, latent) -> dict:
-    """The UNet's output of each cond the guider names, on its first call: {name: [frames, ...]}."""
-    import comfy.patcher_extension
-
-    outputs, names = {}, {}
-
-    def record(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
-        out = executor(x, timesteps, context, y, control, transformer_options, **kwargs)
-        for chunk, uuid in enumerate(transformer_options["uuids"]):
-            outputs.setdefault(names[uuid], out[chunk * FRAMES:(chunk + 1) * FRAMES].clone())
-        return out
-
-    def name_conds(executor, *args, **kwargs):
-        names.update({c["uuid"]: name for name, conds in executor.class_obj.conds.items() for c in conds})
-        return executor(*args, **kwargs)
-    probed = model.clone()
-    probed.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "record", record)
-    probed.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "names", name_conds)
-    sampled(probed, guider_of, latent)
-    return outputs
+    return guided_sample(model, guider_of, latent, steps)
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +214,7 @@ def test_each_part_of_the_pack_follows_its_conds_role(video, parts):
     follows = {"first-frame branch": {"positive", NEGATIVE_WITH_PICTURE},
                "picture tokens": {"positive", NEGATIVE_WITH_PICTURE}, "prompt tokens": {"positive"}}
     for part, (one, other) in variants.items():
-        a, b = cond_outputs(one, guider, latent), cond_outputs(other, guider, latent)
+        a, b = cond_outputs(one, guider, latent, 1), cond_outputs(other, guider, latent, 1)
         assert a.keys() == {"positive", NEGATIVE_WITH_PICTURE, NEGATIVE_WITHOUT_PICTURE}
         assert {name for name in a if not torch.equal(a[name], b[name])} == follows[part], part
 

@@ -41,3 +41,37 @@ def sample(model, clip, latent, seed=0, cfg=3.0, steps=2, denoise=1.0):
     import nodes
     return nodes.common_ksampler(model, seed, steps, cfg, "euler", "normal", encode(clip, "an astronaut waving"),
                                  encode(clip, "blurry"), latent, denoise=denoise)[0]["samples"]
+
+
+def guided_sample(model, guider_of, latent, steps: int = 2):
+    """What SamplerCustomAdvanced samples with the GUIDER `guider_of(model)`: euler on the normal schedule, seeded
+    noise."""
+    import comfy.samplers
+
+    guider = guider_of(model)
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", steps)
+    noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(0))
+    return guider.sample(noise, latent["samples"], comfy.samplers.sampler_object("euler"), sigmas,
+                         denoise_mask=latent.get("noise_mask"), seed=0)
+
+
+def cond_outputs(model, guider_of, latent, steps: int = 2) -> dict:
+    """The UNet's output of each cond the guider names, on its first call: {name: [frames, ...]}."""
+    import comfy.patcher_extension
+
+    outputs, names, frames = {}, {}, latent["samples"].shape[0]
+
+    def record(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+        out = executor(x, timesteps, context, y, control, transformer_options, **kwargs)
+        for chunk, uuid in enumerate(transformer_options["uuids"]):
+            outputs.setdefault(names[uuid], out[chunk * frames:(chunk + 1) * frames].clone())
+        return out
+
+    def name_conds(executor, *args, **kwargs):
+        names.update({c["uuid"]: name for name, conds in executor.class_obj.conds.items() for c in conds})
+        return executor(*args, **kwargs)
+    probed = model.clone()
+    probed.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "record", record)
+    probed.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "names", name_conds)
+    guided_sample(probed, guider_of, latent, steps)
+    return outputs
