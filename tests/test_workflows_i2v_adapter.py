@@ -15,7 +15,7 @@ def adapter_prompt(server, **loader):
     return prompt
 
 
-def test_basic_workflow_makes_a_video_whose_frame0_is_the_reference(server, adapter_files):
+def test_basic_workflow_makes_a_video_whose_frame0_is_the_reference(server, adapter_files, motion_files):
     result = run_workflow(server, workflow_prompt(server, "i2v_adapter_basic.json"))
     assert result.video_frames == 16 and result.video_size == (64, 64)
     assert torch.equal(result.sampled[0], result.video_latent[0])
@@ -37,19 +37,19 @@ def test_strength_out_of_range_is_refused_naming_the_input(server, adapter_files
     assert "strength" in str(rejected.value)
 
 
-def test_a_file_that_is_no_adapter_is_refused(server, adapter_files):
+def test_a_file_that_is_no_adapter_is_refused(server, adapter_files, motion_files):
     with pytest.raises(ExecutionFailed, match="neither an I2V-Adapter safetensors file nor the official"):
         server.run(adapter_prompt(server, adapter_name="not_an_adapter.safetensors"))
 
 
-def test_a_file_error_is_named_briefly_in_comfyuis_error_dialog(server, adapter_files):
+def test_a_file_error_is_named_briefly_in_comfyuis_error_dialog(server, adapter_files, motion_files):
     """ComfyUI imports the pack by its folder path and names an error by its module: not that path."""
     with pytest.raises(ExecutionFailed) as failed:
         server.run(adapter_prompt(server, adapter_name="not_an_adapter.safetensors"))
     assert failed.value.exception_type == "comfyui-i2v-adapter.FileFormatError"
 
 
-def test_an_sdxl_adapter_on_an_sd15_checkpoint_is_refused(server, adapter_files):
+def test_an_sdxl_adapter_on_an_sd15_checkpoint_is_refused(server, adapter_files, motion_files):
     with pytest.raises(ExecutionFailed, match="This I2V-Adapter is for SDXL but the MODEL is SD1.5"):
         server.run(adapter_prompt(server, adapter_name="random_i2v_sdxl.safetensors"))
 
@@ -59,6 +59,6 @@ def test_nodes_sit_in_one_category_with_a_tooltip_on_every_input(server):
     assert {"I2V_LoadAdapter", "I2V_ApplyAdapter", "I2V_VideoLatent"} <= ours.keys()
     assert {v["category"].split("/")[0] for v in ours.values()} == {"I2V-Adapter"}
     for name, info in ours.items():
-        for section in info["input"].values():
+        for section in (info["input"].get("required", {}), info["input"].get("optional", {})):  # not "hidden"
             for input_name, spec in section.items():
                 assert spec[1].get("tooltip"), f"{name}.{input_name} has no tooltip"

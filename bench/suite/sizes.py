@@ -66,7 +66,7 @@ CPU_SMOKE = Sizes(
     mode="cpu-smoke", note="The CPU smoke: tiny sizes and shared random weights, to show that every case runs; its "
     "times and targets say nothing of a GPU's. TorchCompileModel traces with dynamo's eager backend.",
     gpu=False, dtype=torch.bfloat16, shared_weights=True, repeats=1, total_seconds=240,
-    limits=dict(ksampler=40, temporal=20, recipe=40, long_video=30, compile=45, training=40, floor=20, official=150),
+    limits=dict(ksampler=40, temporal=20, recipe=40, long_video=45, compile=45, training=40, floor=20, official=150),
     ksampler=(("sd15", Video(2, 64)), ("sdxl", Video(2, 64))),
     temporal_frames=(2, 4, 8, 16), temporal_size=64,
     recipe=Video(2, 64, 2), t0s=(1.0, 0.8, 0.6),
